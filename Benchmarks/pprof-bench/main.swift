@@ -1,0 +1,3 @@
+import Pprof
+
+print("pprof-bench")

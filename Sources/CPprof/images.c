@@ -1,0 +1,22 @@
+// dl_iterate_phdr wrapper for the Swift symbolizer. Nothing here runs in a handler or hook.
+#include <link.h>
+
+#include "pp_images.h"
+
+struct visit {
+    pp_image_visitor visitor;
+    void *context;
+};
+
+static int visit_one(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    struct visit *visit = data;
+    visit->visitor(visit->context, info->dlpi_name ? info->dlpi_name : "", (uintptr_t)info->dlpi_addr,
+                   (const Elf64_Phdr *)info->dlpi_phdr, info->dlpi_phnum);
+    return 0;
+}
+
+void pp_for_each_image(pp_image_visitor visitor, void *context) {
+    struct visit visit = {visitor, context};
+    dl_iterate_phdr(visit_one, &visit);
+}

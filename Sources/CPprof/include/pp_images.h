@@ -1,0 +1,12 @@
+// Loaded-image enumeration for the Swift side (never in a handler: dl_iterate_phdr takes a lock).
+#ifndef PP_IMAGES_H
+#define PP_IMAGES_H
+#include <elf.h>
+#include <stdint.h>
+
+// Called once per loaded image; `name` is "" for the main executable.
+typedef void (*pp_image_visitor)(void *context, const char *name, uintptr_t load_bias,
+                                 const Elf64_Phdr *headers, int count);
+
+void pp_for_each_image(pp_image_visitor visitor, void *context);
+#endif

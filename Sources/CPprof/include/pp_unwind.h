@@ -1,0 +1,40 @@
+// The stack walker shared by the CPU profiler, thread dumps and the allocation/lock hooks.
+// Everything declared here is async-signal-safe: no allocation, no locks, no libc unwinder, and
+// every read of memory that may be unmapped is fault-safe.
+#ifndef PP_UNWIND_H
+#define PP_UNWIND_H
+
+#include <stdint.h>
+#include "pp_arch.h"
+
+// Stack entries use Go's convention: every entry is a "return address", so the symbolizer looks up
+// entry-1. A leaf taken from an interrupted context is stored as pc+1, and an async resume point as
+// its address+1, for the same reason.
+
+// Input flags.
+enum {
+    // `regs->pc` is the interrupted instruction (a signal context), not a return address.
+    PP_UNWIND_FROM_SIGNAL = 1u << 0,
+};
+
+// Result flags.
+enum {
+    // The walk stopped because `max` entries were stored; outer frames are missing.
+    PP_STACK_TRUNCATED = 1u << 0,
+    // The walk stopped at a frame it could not unwind (no frame pointer or unwind info, bad memory).
+    PP_STACK_INCOMPLETE = 1u << 1,
+    // Async callers of a Swift task were appended from its async context chain.
+    PP_STACK_ASYNC = 1u << 2,
+};
+
+// Walks the stack described by `regs`, storing up to `max` entries leaf first. Returns the count.
+int pp_unwind(const pp_regs *regs, unsigned flags, uintptr_t *pcs, int max, unsigned *result_flags);
+
+// Captures the calling thread's stack. With skip == 0, entry 0 is the return address into the
+// function that called pp_capture_stack; each unit of `skip` drops one more frame.
+int pp_capture_stack(int skip, uintptr_t *pcs, int max, unsigned *result_flags);
+
+// Reads one word at `address` without faulting. Returns 0 if the memory is not readable.
+int pp_safe_read_word(uintptr_t address, uintptr_t *value);
+
+#endif

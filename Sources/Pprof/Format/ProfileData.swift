@@ -1,0 +1,181 @@
+/// A profile in the data model of google/pprof's `profile.proto`, with strings resolved.
+///
+/// This is what every profile kind produces and what `ProfileData(decoding:)` reads back: the
+/// writer turns it into gzip-compressed protobuf (building the string table), the reader turns
+/// protobuf (gzip or not) into it. IDs are the proto's: nonzero and unique per message kind;
+/// `Sample.locationIDs` lists the leaf first; `Location.lines` lists the innermost inlined
+/// function first and the physical function last.
+public struct ProfileData: Sendable, Hashable {
+    public struct ValueType: Sendable, Hashable, CustomStringConvertible {
+        public var type: String
+        public var unit: String
+
+        public init(type: String, unit: String) {
+            self.type = type
+            self.unit = unit
+        }
+
+        public var description: String { "\(type)/\(unit)" }
+    }
+
+    /// A sample label: a string value, or a number with an optional unit.
+    public struct Label: Sendable, Hashable {
+        public var key: String
+        public var string: String?
+        public var number: Int64?
+        public var numberUnit: String?
+
+        public init(key: String, string: String) {
+            self.key = key
+            self.string = string
+        }
+
+        public init(key: String, number: Int64, unit: String? = nil) {
+            self.key = key
+            self.number = number
+            self.numberUnit = unit
+        }
+    }
+
+    public struct Sample: Sendable, Hashable {
+        public var locationIDs: [UInt64]
+        public var values: [Int64]
+        public var labels: [Label]
+
+        public init(locationIDs: [UInt64], values: [Int64], labels: [Label] = []) {
+            self.locationIDs = locationIDs
+            self.values = values
+            self.labels = labels
+        }
+    }
+
+    public struct Mapping: Sendable, Hashable {
+        public var id: UInt64
+        public var memoryStart: UInt64
+        public var memoryLimit: UInt64
+        public var fileOffset: UInt64
+        public var filename: String
+        public var buildID: String
+        public var hasFunctions: Bool
+        public var hasFilenames: Bool
+        public var hasLineNumbers: Bool
+        public var hasInlineFrames: Bool
+
+        public init(
+            id: UInt64,
+            memoryStart: UInt64,
+            memoryLimit: UInt64,
+            fileOffset: UInt64,
+            filename: String,
+            buildID: String,
+            hasFunctions: Bool = false,
+            hasFilenames: Bool = false,
+            hasLineNumbers: Bool = false,
+            hasInlineFrames: Bool = false
+        ) {
+            self.id = id
+            self.memoryStart = memoryStart
+            self.memoryLimit = memoryLimit
+            self.fileOffset = fileOffset
+            self.filename = filename
+            self.buildID = buildID
+            self.hasFunctions = hasFunctions
+            self.hasFilenames = hasFilenames
+            self.hasLineNumbers = hasLineNumbers
+            self.hasInlineFrames = hasInlineFrames
+        }
+    }
+
+    public struct Line: Sendable, Hashable {
+        public var functionID: UInt64
+        public var line: Int64
+        public var column: Int64
+
+        public init(functionID: UInt64, line: Int64, column: Int64 = 0) {
+            self.functionID = functionID
+            self.line = line
+            self.column = column
+        }
+    }
+
+    public struct Location: Sendable, Hashable {
+        public var id: UInt64
+        public var mappingID: UInt64
+        /// The call PC: the return address minus one (or the interrupted PC for a CPU leaf).
+        public var address: UInt64
+        public var lines: [Line]
+        public var isFolded: Bool
+
+        public init(id: UInt64, mappingID: UInt64, address: UInt64, lines: [Line], isFolded: Bool = false) {
+            self.id = id
+            self.mappingID = mappingID
+            self.address = address
+            self.lines = lines
+            self.isFolded = isFolded
+        }
+    }
+
+    public struct Function: Sendable, Hashable {
+        public var id: UInt64
+        /// The demangled name.
+        public var name: String
+        /// The linker symbol (the mangled name for Swift).
+        public var systemName: String
+        public var filename: String
+        public var startLine: Int64
+
+        public init(id: UInt64, name: String, systemName: String, filename: String, startLine: Int64 = 0) {
+            self.id = id
+            self.name = name
+            self.systemName = systemName
+            self.filename = filename
+            self.startLine = startLine
+        }
+    }
+
+    public var sampleTypes: [ValueType]
+    public var samples: [Sample]
+    public var mappings: [Mapping]
+    public var locations: [Location]
+    public var functions: [Function]
+    public var dropFrames: String
+    public var keepFrames: String
+    /// Collection time, Unix nanoseconds.
+    public var timeNanos: Int64
+    public var durationNanos: Int64
+    public var periodType: ValueType?
+    public var period: Int64
+    public var comments: [String]
+    /// The preferred sample type; empty means tools use the last one.
+    public var defaultSampleType: String
+
+    public init(
+        sampleTypes: [ValueType] = [],
+        samples: [Sample] = [],
+        mappings: [Mapping] = [],
+        locations: [Location] = [],
+        functions: [Function] = [],
+        dropFrames: String = "",
+        keepFrames: String = "",
+        timeNanos: Int64 = 0,
+        durationNanos: Int64 = 0,
+        periodType: ValueType? = nil,
+        period: Int64 = 0,
+        comments: [String] = [],
+        defaultSampleType: String = ""
+    ) {
+        self.sampleTypes = sampleTypes
+        self.samples = samples
+        self.mappings = mappings
+        self.locations = locations
+        self.functions = functions
+        self.dropFrames = dropFrames
+        self.keepFrames = keepFrames
+        self.timeNanos = timeNanos
+        self.durationNanos = durationNanos
+        self.periodType = periodType
+        self.period = period
+        self.comments = comments
+        self.defaultSampleType = defaultSampleType
+    }
+}

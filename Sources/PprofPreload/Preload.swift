@@ -1,0 +1,2 @@
+import Pprof
+import PprofHooks

@@ -1,3 +1,18 @@
-import Pprof
+// Benchmarks that print ratios measured side by side in one run: `pprof-bench <name>`, or all of
+// them without an argument. Build with `-c release`. Each benchmark lives in a file of its own;
+// register it here.
+import Foundation
 
-print("pprof-bench")
+let benchmarks: [(name: String, run: () throws -> Void)] = [
+]
+
+let selected = CommandLine.arguments.dropFirst()
+let unknown = selected.filter { name in !benchmarks.contains { $0.name == name } }
+guard unknown.isEmpty else {
+    print("unknown benchmark \(unknown.joined(separator: ", ")); known: \(benchmarks.map(\.name).joined(separator: ", "))")
+    exit(64)
+}
+for benchmark in benchmarks where selected.isEmpty || selected.contains(benchmark.name) {
+    print("== \(benchmark.name)")
+    try benchmark.run()
+}

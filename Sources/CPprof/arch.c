@@ -1,7 +1,9 @@
 // Architecture-specific register access. Runs inside signal handlers: async-signal-safe.
+#include <sys/syscall.h>
 #include <ucontext.h>
 
 #include "arch.h"
+#include "pp_thread_id.h"
 
 void pp_regs_from_ucontext(const void *context, pp_regs *out) {
     const ucontext_t *uc = (const ucontext_t *)context;
@@ -20,3 +22,5 @@ void pp_regs_from_ucontext(const void *context, pp_regs *out) {
 #endif
 }
 
+
+int pp_gettid(void) { return (int)pp_syscall0(SYS_gettid); }

@@ -21,3 +21,16 @@ import Testing
     try profile.write(to: text, debug: 1)
     print(text.text)
 }
+
+@Test(arguments: [
+    ("trap-duplicate-name", "pprof: NewProfile name already in use: helper.dup"),
+    ("trap-empty-name", "pprof: NewProfile with empty name"),
+    ("trap-duplicate-value", "pprof: Profile.Add of duplicate value"),
+    ("trap-add-builtin", "pprof: Add called on built-in Profile heap"),
+    ("trap-remove-builtin", "pprof: Remove called on built-in Profile mutex"),
+])
+func registryMisuseTraps(scenario: String, message: String) throws {
+    let result = try ChildProcess.run(scenario)
+    #expect(result.crashed)
+    #expect(result.stderr.contains(message))
+}

@@ -1,3 +1,23 @@
-import Pprof
+// Child processes for tests: `pprof-testhelper <scenario> [arguments…]`. Each scenario lives in a
+// file of its own; register it here.
+import Foundation
 
-print("pprof-testhelper")
+let scenarios: [String: ([String]) throws -> Void] = [
+    "trap-duplicate-name": RegistryScenarios.duplicateName,
+    "trap-empty-name": RegistryScenarios.emptyName,
+    "trap-duplicate-value": RegistryScenarios.duplicateValue,
+    "trap-add-builtin": RegistryScenarios.addToBuiltin,
+    "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+]
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let name = arguments.first, let scenario = scenarios[name] else {
+    FileHandle.standardError.write(Data("usage: pprof-testhelper <\(scenarios.keys.sorted().joined(separator: "|"))>\n".utf8))
+    exit(64)
+}
+do {
+    try scenario(Array(arguments.dropFirst()))
+} catch {
+    FileHandle.standardError.write(Data("pprof-testhelper \(name): \(error)\n".utf8))
+    exit(1)
+}

@@ -3,13 +3,14 @@
 // register it here.
 import Foundation
 
-let benchmarks: [(name: String, run: () throws -> Void)] = [
-]
+let benchmarks: [(name: String, run: () throws -> Void)] = []
 
 let selected = CommandLine.arguments.dropFirst()
 let unknown = selected.filter { name in !benchmarks.contains { $0.name == name } }
 guard unknown.isEmpty else {
-    print("unknown benchmark \(unknown.joined(separator: ", ")); known: \(benchmarks.map(\.name).joined(separator: ", "))")
+    print(
+        "unknown benchmark \(unknown.joined(separator: ", ")); known: \(benchmarks.map(\.name).joined(separator: ", "))"
+    )
     exit(64)
 }
 for benchmark in benchmarks where selected.isEmpty || selected.contains(benchmark.name) {

@@ -12,7 +12,9 @@ let scenarios: [String: ([String]) throws -> Void] = [
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, let scenario = scenarios[name] else {
-    FileHandle.standardError.write(Data("usage: pprof-testhelper <\(scenarios.keys.sorted().joined(separator: "|"))>\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: pprof-testhelper <\(scenarios.keys.sorted().joined(separator: "|"))>\n".utf8)
+    )
     exit(64)
 }
 do {

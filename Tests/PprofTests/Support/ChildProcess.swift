@@ -53,8 +53,11 @@ struct ChildProcess {
         done.wait()
         process.waitUntilExit()
         return Result(
-            status: process.terminationStatus, crashed: process.terminationReason == .uncaughtSignal,
-            stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderrBox.data, as: UTF8.self))
+            status: process.terminationStatus,
+            crashed: process.terminationReason == .uncaughtSignal,
+            stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderrBox.data, as: UTF8.self)
+        )
     }
 }
 

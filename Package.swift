@@ -11,7 +11,20 @@ let package = Package(
         .library(name: "PprofHooks", targets: ["PprofHooks"]),
         // The same hooks plus the library, as a shared object for LD_PRELOAD into unmodified binaries.
         .library(name: "PprofPreload", type: .dynamic, targets: ["PprofPreload"]),
+        // The /debug/pprof handler, framework-agnostic (request in, response out); depends only on Pprof.
+        .library(name: "PprofHTTP", targets: ["PprofHTTP"]),
+        // A standalone debug server on SwiftNIO (own threads, loopback by default) and a ServiceLifecycle service.
+        .library(name: "PprofServer", targets: ["PprofServer"]),
+        // The handler mounted as a Hummingbird 2 route group.
+        .library(name: "PprofHummingbird", targets: ["PprofHummingbird"]),
         .executable(name: "pprof-demo", targets: ["pprof-demo"]),
+    ],
+    dependencies: [
+        // Only the HTTP products use these; a user of `Pprof` alone builds none of them.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C: the only code that runs inside signal handlers or malloc/pthread hooks.
@@ -23,15 +36,42 @@ let package = Package(
         .target(name: "Pprof", dependencies: ["CPprof"]),
         .target(name: "PprofHooks", dependencies: ["CPprof"], cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "PprofPreload", dependencies: ["Pprof", "PprofHooks"]),
+        .target(name: "PprofHTTP", dependencies: ["Pprof"]),
+        .target(
+            name: "PprofServer",
+            dependencies: [
+                "PprofHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "PprofHummingbird",
+            dependencies: [
+                "PprofHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .executableTarget(name: "pprof-demo", dependencies: ["Pprof", "PprofHooks"]),
         // Child processes for tests that need a process of their own (traps, hooks, LD_PRELOAD, stripping).
         .executableTarget(
             name: "pprof-testhelper",
-            dependencies: ["Pprof", "PprofHooks"],
+            dependencies: ["Pprof", "PprofHooks", "PprofServer"],
             path: "Tests/pprof-testhelper"
         ),
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
+        .testTarget(
+            name: "PprofHTTPTests",
+            dependencies: [
+                "Pprof", "PprofHTTP", "PprofServer", "PprofHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
     ]
 )

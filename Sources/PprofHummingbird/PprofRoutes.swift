@@ -32,7 +32,7 @@ public struct PprofRoutes<Context: RequestContext>: Sendable {
     public var routes: RouteCollection<Context> {
         let collection = RouteCollection(context: Context.self)
         let handler = self.handler
-        for method in [HTTPRequest.Method.get, .post] {
+        for method in [HTTPRequest.Method.get, .head, .post] {
             collection.on("", method: method) { request, _ in
                 // Keep the trailing slash: the bare mount point is redirected to it.
                 let suffix = request.uri.path.hasSuffix("/") ? "/" : ""
@@ -73,10 +73,11 @@ public struct PprofRoutes<Context: RequestContext>: Sendable {
         for (name, value) in response.headers {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
         }
-        return Response(
+        let answer = Response(
             status: HTTPResponse.Status(code: response.status),
             headers: fields,
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body))
         )
+        return request.method == .head ? answer.createHeadResponse() : answer
     }
 }

@@ -89,7 +89,7 @@ public final class PprofServer: Sendable {
     private let serverChannel: any Channel
     private let connections: Connections
     private let state = Mutex(ShutdownState.running)
-    private let stopped: EventLoopPromise<Void>
+    private let stopped = StopSignal()
 
     private enum ShutdownState {
         case running
@@ -140,7 +140,6 @@ public final class PprofServer: Sendable {
         self.serverChannel = channel
         self.port = channel.localAddress?.port ?? configuration.port
         self.host = channel.localAddress?.ipAddress ?? configuration.host
-        self.stopped = parts.group.next().makePromise()
     }
 
     /// Stops the server: no new connections; idle ones close; requests in progress are cancelled
@@ -153,19 +152,18 @@ public final class PprofServer: Sendable {
             return true
         }
         guard first else {
-            try? await stopped.futureResult.get()
-            return
+            return await stopped.wait()
         }
         try? await serverChannel.close()
         await connections.closeAll(grace: .seconds(5))
         await executor.shutdown()
-        stopped.succeed()
         try? await group.shutdownGracefully()
+        stopped.signal()
     }
 
     /// Suspends until `shutdown()` has finished.
     public func waitUntilStopped() async {
-        try? await stopped.futureResult.get()
+        await stopped.wait()
     }
 
     /// What a server needs before it listens.
@@ -238,6 +236,30 @@ public final class PprofServer: Sendable {
         func shutdown() async {
             await executor.shutdown()
             try? await group.shutdownGracefully()
+        }
+    }
+}
+
+/// Set once when shutdown has finished; waiters need no event loop (the server's are gone by then).
+private final class StopSignal: Sendable {
+    private let state = Mutex<(done: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func signal() {
+        let waiters = state.withLock { state in
+            state.done = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                if !state.done { state.waiters.append(continuation) }
+                return state.done
+            }
+            if done { continuation.resume() }
         }
     }
 }

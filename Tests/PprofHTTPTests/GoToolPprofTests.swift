@@ -1,0 +1,56 @@
+import Foundation
+import Pprof
+import PprofServer
+import Testing
+
+/// The real `go tool pprof` against the running server.
+@Suite(.enabled(if: GoPprof.isAvailable, "go is not installed"))
+struct GoToolPprofTests {
+    init() {
+        _ = Fixtures.profile
+    }
+
+    @Test func rawAndTopOfACustomProfile() async throws {
+        try await withServer { server in
+            let url = "http://127.0.0.1:\(server.port)/debug/pprof/\(Fixtures.profileName)"
+            let raw = try await GoPprof.run(["-raw", url])
+            #expect(raw.status == 0, "\(raw.stderr)")
+            #expect(raw.stdout.contains("openTestConnection"), "\(raw.stdout)")
+            #expect(raw.stdout.contains("\(Fixtures.profileName)/count"))
+
+            let top = try await GoPprof.run(["-top", url])
+            #expect(top.status == 0, "\(top.stderr)")
+            #expect(top.stdout.contains("of 3 total"), "\(top.stdout)")
+            #expect(top.stdout.contains("openTestConnection"))
+        }
+    }
+
+    @Test func errorsReachThePprofUser() async throws {
+        try await withServer { server in
+            let result = try await GoPprof.run(["-raw", "http://127.0.0.1:\(server.port)/debug/pprof/heap?seconds=-1"])
+            #expect(result.status != 0)
+            // pprof prints the body of an X-Go-Pprof text error.
+            #expect(
+                result.stderr.contains(#"invalid value for "seconds" - must be a positive integer"#),
+                "\(result.stderr)"
+            )
+        }
+    }
+
+    @Test(.enabled(if: Fixtures.cpuProfilingAvailable, "the CPU profiler has not landed"))
+    func twoSecondCPUProfile() async throws {
+        try await withServer { server in
+            let burner = Task.detached {
+                var x: UInt64 = 1
+                let end = ContinuousClock.now + .seconds(3)
+                while ContinuousClock.now < end { x = x &* 6_364_136_223_846_793_005 &+ 1 }
+                return x
+            }
+            let top = try await GoPprof.run(["-top", "http://127.0.0.1:\(server.port)/debug/pprof/profile?seconds=2"])
+            _ = await burner.value
+            #expect(top.status == 0, "\(top.stderr)")
+            #expect(top.stdout.contains("Duration: 2"), "\(top.stdout)")
+            #expect(top.stdout.contains("Type: cpu"), "\(top.stdout)")
+        }
+    }
+}

@@ -118,6 +118,12 @@ extension PprofHandler {
             return Self.error(400, "seconds and debug params are incompatible")
         }
 
+        let waiting = deltaRequestsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { deltaRequestsInFlight.wrappingSubtract(1, ordering: .relaxed) }
+        if waiting > configuration.maximumConcurrentDeltaRequests {
+            return Self.error(503, "too many concurrent delta profile requests")
+        }
+
         let before: ProfileData
         do {
             before = try Self.collect(profile)

@@ -1,4 +1,5 @@
 import Pprof
+import Synchronization
 
 /// The `/debug/pprof` endpoints of Go's `net/http/pprof` (plus godeltaprof's `delta_*`), independent
 /// of any HTTP framework: a request (method, path, query, headers, body) goes in, a complete response
@@ -35,19 +36,24 @@ public final class PprofHandler: Sendable {
         public var bearerToken: String?
         /// Largest request body (a `symbol` POST) accepted; larger ones get a 413.
         public var maximumRequestBodySize: Int
+        /// `<name>?seconds=N` requests that may wait at once (each holds two decoded profiles);
+        /// more get a 503. Only one CPU profile can run at a time anyway.
+        public var maximumConcurrentDeltaRequests: Int
 
         public init(
             pathPrefix: String = "/debug/pprof",
             maximumDuration: Duration = .seconds(600),
             cpuProfileRate: Int = 100,
             bearerToken: String? = nil,
-            maximumRequestBodySize: Int = 1 << 20
+            maximumRequestBodySize: Int = 1 << 20,
+            maximumConcurrentDeltaRequests: Int = 8
         ) {
             self.pathPrefix = pathPrefix
             self.maximumDuration = maximumDuration
             self.cpuProfileRate = cpuProfileRate
             self.bearerToken = bearerToken
             self.maximumRequestBodySize = maximumRequestBodySize
+            self.maximumConcurrentDeltaRequests = maximumConcurrentDeltaRequests
         }
     }
 
@@ -129,6 +135,8 @@ public final class PprofHandler: Sendable {
     /// Measures the `seconds=N` waits; a server whose tasks run on its own threads passes a clock
     /// whose `sleep` needs no thread of the shared concurrency pool.
     let clock: any Clock<Duration>
+    /// `seconds=N` delta requests now waiting.
+    let deltaRequestsInFlight = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - configuration: Paths and limits.

@@ -64,7 +64,11 @@ let package = Package(
             path: "Tests/pprof-testhelper"
         ),
         // Benchmarks that print ratios measured side by side in one run.
-        .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
+        .executableTarget(
+            name: "pprof-bench",
+            dependencies: ["Pprof", "PprofHooks", "PprofServer"],
+            path: "Benchmarks/pprof-bench"
+        ),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
         .testTarget(
             name: "PprofHTTPTests",

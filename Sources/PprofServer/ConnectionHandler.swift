@@ -30,6 +30,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var running: Task<Void, Never>?
     private var idleTimer: Scheduled<Void>?
     private var shuttingDown = false
+    /// A response is queued but not yet fully handed to the socket.
+    private var writing = false
 
     init(handler: PprofHandler, executor: WorkerExecutor, limits: Limits) {
         self.handler = handler
@@ -46,7 +48,15 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let requestHead):
             head = requestHead
             body = []
-            bodyTooLarge = false
+            let declaredLength = requestHead.headers.first(name: "Content-Length").flatMap { Int($0) } ?? 0
+            bodyTooLarge = declaredLength > limits.maximumBodySize
+            // curl (not go tool pprof) waits for this before sending a POST body over 1 KiB.
+            if !bodyTooLarge, requestHead.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: requestHead.version, status: .continue))),
+                    promise: nil
+                )
+            }
         case .body(var buffer):
             guard !bodyTooLarge else { return }
             if body.count + buffer.readableBytes > limits.maximumBodySize {
@@ -115,11 +125,33 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
             buffer.writeBytes(response.body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
-        let channel = context.channel
+        // Until the client has taken the whole response, a connection whose socket stays full
+        // for the idle timeout is closed (see channelWritabilityChanged); then it idles as usual.
+        writing = true
+        if !context.channel.isWritable { armIdleTimer(context: context) }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { channel.close(promise: nil) }
+            let (connection, context) = loopBound.value
+            connection.writing = false
+            if keepAlive && !connection.shuttingDown {
+                connection.armIdleTimer(context: context)
+            } else {
+                connection.idleTimer?.cancel()
+                context.close(promise: nil)
+            }
         }
-        if keepAlive { armIdleTimer(context: context) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if writing {
+            if context.channel.isWritable {
+                idleTimer?.cancel()
+                idleTimer = nil
+            } else {
+                armIdleTimer(context: context)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -128,8 +160,8 @@ final class ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         shuttingDown = true
         if let running {
-            running.cancel()
-        } else {
+            running.cancel()  // its response is sent, then the connection closes
+        } else if !writing {
             context.close(promise: nil)
         }
     }

@@ -162,6 +162,21 @@ import Testing
         }
     }
 
+    @Test func idleKeepAliveConnectionIsClosedAfterItsResponse() async throws {
+        var configuration = PprofServer.Configuration()
+        configuration.idleTimeout = .milliseconds(300)
+        try await withServer(configuration) { server in
+            let start = ContinuousClock.now
+            let bytes = try await RawHTTPClient.exchange(
+                port: server.port,
+                Array("GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                timeout: .seconds(10)
+            )
+            #expect(try RawHTTPClient.parse(bytes).status == 200)
+            #expect(ContinuousClock.now - start < .seconds(5))
+        }
+    }
+
     @Test func connectionsBeyondTheLimitGetA503() async throws {
         var configuration = PprofServer.Configuration()
         configuration.maximumConnections = 2

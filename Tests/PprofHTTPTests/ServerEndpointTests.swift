@@ -112,6 +112,19 @@ import Testing
         }
     }
 
+    @Test func expectContinueIsAnsweredBeforeTheBody() async throws {
+        try await withServer { server in
+            let body = "0x1+0x2"
+            let request =
+                "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                + "Expect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let bytes = try await RawHTTPClient.exchange(port: server.port, Array(request.utf8))
+            let text = String(decoding: bytes, as: UTF8.self)
+            #expect(text.hasPrefix("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), "\(text)")
+            #expect(text.hasSuffix("\r\n\r\nnum_symbols: 1\n"))
+        }
+    }
+
     @Test func headAnswersWithoutABody() async throws {
         try await withServer { server in
             let bytes = try await RawHTTPClient.exchange(

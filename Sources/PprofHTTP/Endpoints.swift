@@ -67,12 +67,15 @@ extension PprofHandler {
     /// `go tool pprof` sends them), each answered with `0x<addr> <function>` when some function
     /// covers it; unknown addresses are left out. The first line tells pprof symbols exist.
     func symbols(_ input: [UInt8]) -> Response {
-        var output = "num_symbols: 1\n"
+        var addresses: [UInt] = []
         for word in input.split(separator: UInt8(ascii: "+"), omittingEmptySubsequences: true) {
-            guard let text = String(validating: word, as: UTF8.self),
-                let address = QueryParameters.uint64AnyBase(text[...]), address != 0,
-                let name = ProcessSymbols.functionName(containing: UInt(address))
-            else { continue }
+            guard let address = QueryParameters.uint64AnyBase(word), address != 0 else { continue }
+            addresses.append(UInt(address))
+        }
+        let names = ProcessSymbols.functionNames(containing: addresses)
+        var output = "num_symbols: 1\n"
+        for address in addresses {
+            guard let name = names[address] else { continue }
             output += "0x\(String(address, radix: 16)) \(name)\n"
         }
         return Self.text(output)

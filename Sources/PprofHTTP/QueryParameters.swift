@@ -33,26 +33,45 @@ struct QueryParameters {
     }
 
     /// Go's `strconv.ParseUint(s, 0, 64)`: `0x`/`0o`/`0b` prefixes, a leading `0` for octal, else
-    /// decimal; no sign.
-    static func uint64AnyBase(_ text: Substring) -> UInt64? {
-        var digits = text
-        var radix = 10
-        let lower = text.lowercased()
-        if lower.hasPrefix("0x") {
-            radix = 16
-            digits = text.dropFirst(2)
-        } else if lower.hasPrefix("0o") {
-            radix = 8
-            digits = text.dropFirst(2)
-        } else if lower.hasPrefix("0b") {
-            radix = 2
-            digits = text.dropFirst(2)
-        } else if text.count > 1 && text.hasPrefix("0") {
-            radix = 8
-            digits = text.dropFirst()
+    /// decimal; no sign, no overflow.
+    static func uint64AnyBase(_ text: some StringProtocol) -> UInt64? {
+        uint64AnyBase(Array(text.utf8)[...])
+    }
+
+    static func uint64AnyBase(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+        var digits = bytes
+        var radix: UInt64 = 10
+        if digits.count >= 2, digits.first == UInt8(ascii: "0") {
+            switch digits[digits.startIndex + 1] | 0x20 {
+            case UInt8(ascii: "x"): radix = 16
+            case UInt8(ascii: "o"): radix = 8
+            case UInt8(ascii: "b"): radix = 2
+            default: radix = 0
+            }
+            if radix == 0 {
+                radix = 8
+                digits = digits.dropFirst()
+            } else {
+                digits = digits.dropFirst(2)
+            }
         }
-        guard let first = digits.first, first != "+", first != "-" else { return nil }
-        return UInt64(digits, radix: radix)
+        guard !digits.isEmpty else { return nil }
+        var value: UInt64 = 0
+        for byte in digits {
+            let digit: UInt64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt64(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt64(byte - UInt8(ascii: "A") + 10)
+            default: return nil
+            }
+            guard digit < radix else { return nil }
+            let (shifted, overflow) = value.multipliedReportingOverflow(by: radix)
+            let (sum, overflow2) = shifted.addingReportingOverflow(digit)
+            guard !overflow, !overflow2 else { return nil }
+            value = sum
+        }
+        return value
     }
 
     /// Decodes `%XX` escapes (and `+` as a space in queries); `nil` for a malformed escape or

@@ -90,6 +90,39 @@ import Testing
         }
     }
 
+    @Test func symbolRequestOfAMegabyteOfAddressesAnswersAndTheServerKeepsServing() async throws {
+        try await withServer { server in
+            let buffer = ProfileBuffer()
+            try Fixtures.profile.write(to: buffer, debug: 0)
+            let known = try ProfileData(decoding: buffer.bytes).locations.map(\.address)
+            var generator = SystemRandomNumberGenerator()
+            var words: [String] = []
+            var size = 0
+            while size < (1 << 20) - 40 {
+                // Mostly arbitrary, some inside this test binary's code.
+                let address =
+                    words.count % 10 == 0
+                    ? known.randomElement(using: &generator)! : UInt64.random(in: 1...UInt64.max, using: &generator)
+                let word = "0x" + String(address, radix: 16)
+                words.append(word)
+                size += word.utf8.count + 1
+            }
+            let response = try await RawHTTPClient.fetch(
+                port: server.port,
+                "/debug/pprof/symbol",
+                method: "POST",
+                body: Array(words.joined(separator: "+").utf8),
+                timeout: .seconds(120)
+            )
+            #expect(response.status == 200)
+            let lines = response.text.split(separator: "\n")
+            #expect(lines.first == "num_symbols: 1")
+            #expect(lines.count > 1, "addresses inside this binary resolve")
+            let index = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/")
+            #expect(index.status == 200)
+        }
+    }
+
     @Test func serverListensOnLoopbackByDefault() async throws {
         let defaults = PprofServer.Configuration()
         #expect(defaults.host == "127.0.0.1")

@@ -3,7 +3,7 @@
 // pp_block_sample, pp_mutex_sample, pp_contention_profile_add, pp_contention_block_rate,
 // pp_contention_mutex_fraction, pp_contention_now, pp_contention_block_event,
 // pp_contention_mutex_event, pp_waiter_table_shared, pp_waiter_enter, pp_waiter_leave,
-// pp_waiter_charge and the static helpers they call. Not hook-safe (ordinary code only): creation,
+// pp_waiter_charge, pp_waiter_table_reset and the static helpers they call. Not hook-safe (ordinary code only): creation,
 // the setters and pp_waiter_table_create/destroy.
 #include "pp_contention.h"
 
@@ -263,14 +263,16 @@ uint32_t pp_waiter_enter(pp_waiter_table *table, const void *lock, uint64_t star
     return 0;
 }
 
-void pp_waiter_leave(pp_waiter_table *table, uint32_t token) {
-    if (!table || token == 0 || token > WAIT_SLOTS) return;
+uint64_t pp_waiter_leave(pp_waiter_table *table, uint32_t token) {
+    if (!table || token == 0 || token > WAIT_SLOTS) return 0;
     struct wait_slot *slot = &table->slots[token - 1];
     uintptr_t lock = __atomic_load_n(&slot->lock, SC);
-    __atomic_store_n(&slot->since, 0, SC);
+    // After this exchange no unlocker can charge the slot any more (its compare-and-swap fails).
+    uint64_t charged_until = __atomic_exchange_n(&slot->since, 0, SC);
     __atomic_store_n(&slot->lock, 0, SC);
     uint32_t home = home_bucket((const void *)lock);
     if ((token - 1) / WAIT_WAYS != home) __atomic_sub_fetch(&table->spilled[home], 1, SC);
+    return charged_until;
 }
 
 // A slot is charged only if its `since` is still the value read between two reads of `lock` that
@@ -300,6 +302,20 @@ int64_t pp_waiter_charge(pp_waiter_table *table, const void *lock, uint64_t now_
             total += charge_bucket(table, (home + step) & (WAIT_BUCKETS - 1), (uintptr_t)lock, now_ns);
     }
     return total;
+}
+
+void pp_waiter_table_reset(pp_waiter_table *table) {
+    if (!table) return;
+    // Writes only occupied slots, so that a child does not copy untouched pages.
+    for (uint32_t index = 0; index < WAIT_SLOTS; index++) {
+        struct wait_slot *slot = &table->slots[index];
+        if (__atomic_load_n(&slot->lock, __ATOMIC_RELAXED) == 0) continue;
+        __atomic_store_n(&slot->since, 0, SC);
+        __atomic_store_n(&slot->lock, 0, SC);
+    }
+    for (uint32_t bucket = 0; bucket < WAIT_BUCKETS; bucket++)
+        if (__atomic_load_n(&table->spilled[bucket], __ATOMIC_RELAXED) != 0)
+            __atomic_store_n(&table->spilled[bucket], 0, SC);
 }
 
 uint64_t pp_waiter_table_untracked(const pp_waiter_table *table) {

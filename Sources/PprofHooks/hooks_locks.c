@@ -1,8 +1,9 @@
 // Interposed lock, condition and semaphore functions for the block and mutex profiles: pthread
 // mutexes (NSLock, NSRecursiveLock, NIOLock, the Swift runtime, most C libraries), rwlocks,
 // conditions (NSCondition), POSIX semaphores, and the contended slow path of Swift's
-// Synchronization.Mutex. Every function here except the constructor `install_lock_hooks` runs as a
-// lock hook, possibly before constructors and re-entered from signal handlers: no allocation, no
+// Synchronization.Mutex. Every function here except the constructor `install_lock_hooks` (and the
+// fork handler it registers) runs as a lock hook, possibly before constructors and re-entered from
+// signal handlers: no allocation, no
 // locks, errno preserved, and nothing but the real function, clock_gettime (vDSO) and the hook-safe
 // recording of pp_contention.h. `resolve_next` (dlsym) runs in a hook only if a hook without a
 // bootstrap pointer is called before the constructor (then the process is still starting up).
@@ -501,6 +502,12 @@ __attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_unlo
 }
 #endif
 
+// In a child after fork only the forking thread exists, and it was not waiting.
+static void forget_waiters_in_child(void) {
+    pp_waiter_table_reset(pp_waiter_table_shared());
+    __atomic_store_n(&rwlock_waiters, 0, __ATOMIC_SEQ_CST);
+}
+
 // Runs before main (after the constructors of the shared libraries): binds every real function
 // through dlsym(RTLD_NEXT) while nothing is contended, and binds clock_gettime's PLT slot, so no
 // hook resolves anything later.
@@ -538,6 +545,7 @@ __attribute__((constructor(101))) static void install_lock_hooks(void) {
 #endif
 #undef BIND
     (void)pp_contention_now();
+    pthread_atfork(NULL, NULL, forget_waiters_in_child);
     pp_contention_hooks_did_install();
     errno = saved_errno;
 }

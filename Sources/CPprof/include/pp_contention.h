@@ -107,12 +107,17 @@ void pp_waiter_table_destroy(pp_waiter_table *table);
 // pp_waiter_leave, 0 if untracked.
 uint32_t pp_waiter_enter(pp_waiter_table *table, const void *lock, uint64_t start_ns);
 
-// Ends the wait registered under `token` (hook-safe). A token of 0 is ignored.
-void pp_waiter_leave(pp_waiter_table *table, uint32_t token);
+// Ends the wait registered under `token` (hook-safe). Returns the time up to which the wait was
+// charged (its start if it never was); 0 for a token of 0.
+uint64_t pp_waiter_leave(pp_waiter_table *table, uint32_t token);
 
 // The time the tracked waiters of `lock` waited since their clocks were last reset, up to `now_ns`;
 // resets their clocks to `now_ns` (hook-safe).
 int64_t pp_waiter_charge(pp_waiter_table *table, const void *lock, uint64_t now_ns);
+
+// Forgets every waiter: in a child after fork, where the waiting threads no longer exist. Only the
+// calling thread may run (hook-safe).
+void pp_waiter_table_reset(pp_waiter_table *table);
 
 // Waits that could not be tracked (no free slot) since the table was created.
 uint64_t pp_waiter_table_untracked(const pp_waiter_table *table);

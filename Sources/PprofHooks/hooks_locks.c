@@ -8,9 +8,10 @@
 // recording of pp_contention.h. `resolve_next` (dlsym) runs in a hook only if a hook without a
 // bootstrap pointer is called before the constructor (then the process is still starting up).
 //
-// Uncontended paths stay as cheap as the functions they replace: a lock is first tried with the
-// real try-lock; an unlock inspects the lock word (pthread mutexes) or a waiter counter (rwlocks)
-// and, with no waiter, tail-calls the real unlock. Only waits are timed.
+// Uncontended paths stay as cheap as the functions they replace: a mutex lock peeks at the lock
+// word and, if free, tail-calls the real lock; other locks are first tried with the real try-lock;
+// an unlock inspects the lock word (mutexes) or a waiter counter (rwlocks) and, with no waiter,
+// tail-calls the real unlock. Only waits are timed.
 #include <dlfcn.h>
 #include <errno.h>
 #include <linux/futex.h>
@@ -30,17 +31,34 @@
 // Slow paths keep their frame (the stack skip counts it) and stay out of the hot code.
 #define SLOW_PATH static __attribute__((noinline, cold, disable_tail_calls))
 
-// glibc's own exported aliases of the lock functions (GLIBC_2.2.5 on x86_64): bound at load time,
-// so the hooks can forward before anything has run. The constructor replaces them with
-// dlsym(RTLD_NEXT) results, which respect other interposers. Weak in case a libc lacks them.
-extern int __pthread_mutex_lock(pthread_mutex_t *) __attribute__((weak));
-extern int __pthread_mutex_trylock(pthread_mutex_t *) __attribute__((weak));
-extern int __pthread_mutex_unlock(pthread_mutex_t *) __attribute__((weak));
-extern int __pthread_rwlock_rdlock(pthread_rwlock_t *) __attribute__((weak));
-extern int __pthread_rwlock_wrlock(pthread_rwlock_t *) __attribute__((weak));
-extern int __pthread_rwlock_tryrdlock(pthread_rwlock_t *) __attribute__((weak));
-extern int __pthread_rwlock_trywrlock(pthread_rwlock_t *) __attribute__((weak));
-extern int __pthread_rwlock_unlock(pthread_rwlock_t *) __attribute__((weak));
+// glibc's own aliases of the lock functions (__pthread_mutex_lock…), which the hooks do not
+// replace, bound by the dynamic linker at load time so the hooks can forward before any code has
+// run. Since glibc 2.34 they exist only as compatibility symbols of the architecture's first glibc
+// version, hence the explicit versions; weak, so a C library without them leaves them NULL (the
+// hooks then resolve lazily). The constructor replaces them with dlsym(RTLD_NEXT) results, which
+// respect other interposers.
+#if defined(__x86_64__)
+#define GLIBC_FIRST_VERSION "GLIBC_2.2.5"
+#elif defined(__aarch64__)
+#define GLIBC_FIRST_VERSION "GLIBC_2.17"
+#endif
+#ifdef GLIBC_FIRST_VERSION
+#define GLIBC_ALIAS(type, local, name, parameters)                   \
+    extern type local parameters __attribute__((weak));              \
+    __asm__(".symver " #local ", " name "@" GLIBC_FIRST_VERSION)
+#define GLIBC_ALIAS_OR_NULL(local) local
+#else
+#define GLIBC_ALIAS(type, local, name, parameters) extern type local parameters __attribute__((weak))
+#define GLIBC_ALIAS_OR_NULL(local) NULL
+#endif
+GLIBC_ALIAS(int, glibc_mutex_lock, "__pthread_mutex_lock", (pthread_mutex_t *));
+GLIBC_ALIAS(int, glibc_mutex_trylock, "__pthread_mutex_trylock", (pthread_mutex_t *));
+GLIBC_ALIAS(int, glibc_mutex_unlock, "__pthread_mutex_unlock", (pthread_mutex_t *));
+GLIBC_ALIAS(int, glibc_rwlock_rdlock, "__pthread_rwlock_rdlock", (pthread_rwlock_t *));
+GLIBC_ALIAS(int, glibc_rwlock_wrlock, "__pthread_rwlock_wrlock", (pthread_rwlock_t *));
+GLIBC_ALIAS(int, glibc_rwlock_tryrdlock, "__pthread_rwlock_tryrdlock", (pthread_rwlock_t *));
+GLIBC_ALIAS(int, glibc_rwlock_trywrlock, "__pthread_rwlock_trywrlock", (pthread_rwlock_t *));
+GLIBC_ALIAS(int, glibc_rwlock_unlock, "__pthread_rwlock_unlock", (pthread_rwlock_t *));
 
 // Synchronization.Mutex on Linux (stdlib/public/Synchronization/Mutex/LinuxImpl.swift): the word
 // holds 0 or the owner's TID (| FUTEX_WAITERS); `_lock()` and `_unlock()` are inlined into clients
@@ -85,14 +103,14 @@ static struct {
     swift_unlock_slow_fn swift_unlock_slow;
 #endif
 } real = {
-    .mutex_lock = __pthread_mutex_lock,
-    .mutex_trylock = __pthread_mutex_trylock,
-    .mutex_unlock = __pthread_mutex_unlock,
-    .rwlock_rdlock = __pthread_rwlock_rdlock,
-    .rwlock_wrlock = __pthread_rwlock_wrlock,
-    .rwlock_tryrdlock = __pthread_rwlock_tryrdlock,
-    .rwlock_trywrlock = __pthread_rwlock_trywrlock,
-    .rwlock_unlock = __pthread_rwlock_unlock,
+    .mutex_lock = GLIBC_ALIAS_OR_NULL(glibc_mutex_lock),
+    .mutex_trylock = GLIBC_ALIAS_OR_NULL(glibc_mutex_trylock),
+    .mutex_unlock = GLIBC_ALIAS_OR_NULL(glibc_mutex_unlock),
+    .rwlock_rdlock = GLIBC_ALIAS_OR_NULL(glibc_rwlock_rdlock),
+    .rwlock_wrlock = GLIBC_ALIAS_OR_NULL(glibc_rwlock_wrlock),
+    .rwlock_tryrdlock = GLIBC_ALIAS_OR_NULL(glibc_rwlock_tryrdlock),
+    .rwlock_trywrlock = GLIBC_ALIAS_OR_NULL(glibc_rwlock_trywrlock),
+    .rwlock_unlock = GLIBC_ALIAS_OR_NULL(glibc_rwlock_unlock),
 };
 
 // The definition that comes after ours in symbol lookup order (libc's, or another interposer's).
@@ -174,11 +192,25 @@ static int call_real_lock(enum wait_op op, void *lock, clockid_t clock, const st
     return EINVAL;
 }
 
+// Calls the real try-lock of a mutex (EBUSY if the C library lacks it).
+static int try_real_mutex(pthread_mutex_t *mutex) {
+    int (*trylock)(pthread_mutex_t *) = REAL_MUTEX_TRYLOCK;
+    return trylock ? trylock(mutex) : EBUSY;
+}
+
 // A lock that was busy: wait for it with the real function, timing the wait (block profile) and
-// registering as a waiter so that the unlocker is charged for it (mutex profile). The frame of
-// the public hook that called this is the leaf of the recorded stack.
+// registering as a waiter so that the unlocker is charged for it (mutex profile). With
+// `try_mutex_first`, a mutex that can be had at once (released meanwhile, or recursive) is taken
+// untimed. The frame of the public hook that called this is the leaf of the recorded stack.
 SLOW_PATH void wait_for_lock(enum wait_op op, void *lock, clockid_t clock, const struct timespec *abstime,
-                             int *result) {
+                             int try_mutex_first, int *result) {
+    if (try_mutex_first) {
+        int outcome = try_real_mutex(lock);
+        if (outcome != EBUSY) {
+            *result = outcome;
+            return;
+        }
+    }
     int block_on = pp_contention_block_rate() > 0;
     int mutex_on = pp_contention_mutex_fraction() > 0;
     if (!block_on && !mutex_on) {
@@ -233,35 +265,47 @@ static inline int mutex_may_have_waiters(const pthread_mutex_t *mutex) {
 
 // --- pthread mutexes ---
 
+// glibc's try-lock costs about twice its lock (a dispatch on the mutex kind, elision checks), far
+// over the budget of the uncontended path. So the hooks peek at the lock word instead: 0 means
+// unlocked for every mutex kind, and then the real lock is called directly (a tail call) and almost
+// always succeeds at once. Only a nonzero word (held, or a priority-protected mutex's ceiling)
+// takes the slow path, which tries the real try-lock (a recursive or priority-protected mutex may
+// still be acquired at once) before timing the wait. A lock taken by another thread in the few
+// instructions between the peek and the real lock's compare-and-swap is waited for untimed; that
+// window is a few nanoseconds, so such misses are rare even under heavy contention.
+static inline int mutex_looks_free(const pthread_mutex_t *mutex) {
+    return __atomic_load_n(&mutex->__data.__lock, __ATOMIC_RELAXED) == 0;
+}
+
+// The fast paths read the bound pointer directly; an unbound one (before the constructor, which
+// needs no speed) goes through the slow path, which binds it.
+#define BOUND(field) __atomic_load_n(&real.field, __ATOMIC_ACQUIRE)
+
 int pthread_mutex_lock(pthread_mutex_t *mutex) {
-    int (*trylock)(pthread_mutex_t *) = REAL_MUTEX_TRYLOCK;
-    int result = trylock ? trylock(mutex) : EBUSY;
-    if (LIKELY(result != EBUSY)) return result;
-    wait_for_lock(OP_MUTEX_LOCK, mutex, 0, NULL, &result);
+    int (*lock)(pthread_mutex_t *) = BOUND(mutex_lock);
+    if (LIKELY(lock != NULL && mutex_looks_free(mutex))) return lock(mutex);
+    int result;
+    wait_for_lock(OP_MUTEX_LOCK, mutex, 0, NULL, 1, &result);
     return result;
 }
 
 int pthread_mutex_timedlock(pthread_mutex_t *mutex, const struct timespec *abstime) {
-    int (*trylock)(pthread_mutex_t *) = REAL_MUTEX_TRYLOCK;
-    int result = trylock ? trylock(mutex) : EBUSY;
-    if (LIKELY(result != EBUSY)) return result;
-    wait_for_lock(OP_MUTEX_TIMEDLOCK, mutex, 0, abstime, &result);
+    int result;
+    if (LIKELY(mutex_looks_free(mutex))) return call_real_lock(OP_MUTEX_TIMEDLOCK, mutex, 0, abstime);
+    wait_for_lock(OP_MUTEX_TIMEDLOCK, mutex, 0, abstime, 1, &result);
     return result;
 }
 
 int pthread_mutex_clocklock(pthread_mutex_t *mutex, clockid_t clock, const struct timespec *abstime) {
-    int (*trylock)(pthread_mutex_t *) = REAL_MUTEX_TRYLOCK;
-    int result = trylock ? trylock(mutex) : EBUSY;
-    if (LIKELY(result != EBUSY)) return result;
-    wait_for_lock(OP_MUTEX_CLOCKLOCK, mutex, clock, abstime, &result);
+    int result;
+    if (LIKELY(mutex_looks_free(mutex))) return call_real_lock(OP_MUTEX_CLOCKLOCK, mutex, clock, abstime);
+    wait_for_lock(OP_MUTEX_CLOCKLOCK, mutex, clock, abstime, 1, &result);
     return result;
 }
 
 int pthread_mutex_unlock(pthread_mutex_t *mutex) {
-    if (LIKELY(!mutex_may_have_waiters(mutex))) {
-        int (*unlock)(pthread_mutex_t *) = REAL_MUTEX_UNLOCK;
-        return unlock ? unlock(mutex) : EINVAL;
-    }
+    int (*unlock)(pthread_mutex_t *) = BOUND(mutex_unlock);
+    if (LIKELY(unlock != NULL && !mutex_may_have_waiters(mutex))) return unlock(mutex);
     int result;
     unlock_with_waiters(mutex, 0, &result);
     return result;
@@ -274,7 +318,7 @@ int pthread_mutex_unlock(pthread_mutex_t *mutex) {
         int (*try_)(pthread_rwlock_t *) = REAL(try_field, try_name, NULL);                \
         int result = try_ ? try_(rwlock) : EBUSY;                                         \
         if (LIKELY(result != EBUSY)) return result;                                       \
-        wait_for_lock(op, rwlock, __VA_ARGS__, &result);                                  \
+        wait_for_lock(op, rwlock, __VA_ARGS__, 0, &result);                                  \
         return result;                                                                    \
     }
 
@@ -297,10 +341,8 @@ int pthread_rwlock_clockwrlock(pthread_rwlock_t *rwlock, clockid_t clock, const 
     RWLOCK_HOOK(rwlock_trywrlock, "pthread_rwlock_trywrlock", OP_RWLOCK_CLOCKWRLOCK, clock, abstime)
 
 int pthread_rwlock_unlock(pthread_rwlock_t *rwlock) {
-    if (LIKELY(__atomic_load_n(&rwlock_waiters, __ATOMIC_RELAXED) == 0)) {
-        int (*unlock)(pthread_rwlock_t *) = REAL_RWLOCK_UNLOCK;
-        return unlock ? unlock(rwlock) : EINVAL;
-    }
+    int (*unlock)(pthread_rwlock_t *) = BOUND(rwlock_unlock);
+    if (LIKELY(unlock != NULL && __atomic_load_n(&rwlock_waiters, __ATOMIC_RELAXED) == 0)) return unlock(rwlock);
     int result;
     unlock_with_waiters(rwlock, 1, &result);
     return result;

@@ -31,7 +31,8 @@ enum ContentionBenchmarks {
         }
         print(
             String(
-                format: "recording one block event, 20-frame stack (capture + dedup + counters), median of 5 x %d: %.0f ns",
+                format:
+                    "recording one block event, 20-frame stack (capture + dedup + counters), median of 5 x %d: %.0f ns",
                 events,
                 median(costs)
             )
@@ -243,7 +244,8 @@ enum ContentionBenchmarks {
 
     static func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     static func monotonicNanos() -> Int64 {
@@ -261,13 +263,13 @@ enum ContentionBenchmarks {
 // of the first glibc version of the architecture; the C calling convention matches for these
 // signatures).
 #if arch(x86_64)
-@_silgen_name("__pthread_mutex_lock@GLIBC_2.2.5")
-func glibcMutexLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
-@_silgen_name("__pthread_mutex_unlock@GLIBC_2.2.5")
-func glibcMutexUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
+    @_silgen_name("__pthread_mutex_lock@GLIBC_2.2.5")
+    func glibcMutexLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
+    @_silgen_name("__pthread_mutex_unlock@GLIBC_2.2.5")
+    func glibcMutexUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
 #elseif arch(arm64)
-@_silgen_name("__pthread_mutex_lock@GLIBC_2.17")
-func glibcMutexLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
-@_silgen_name("__pthread_mutex_unlock@GLIBC_2.17")
-func glibcMutexUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
+    @_silgen_name("__pthread_mutex_lock@GLIBC_2.17")
+    func glibcMutexLock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
+    @_silgen_name("__pthread_mutex_unlock@GLIBC_2.17")
+    func glibcMutexUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) -> Int32
 #endif

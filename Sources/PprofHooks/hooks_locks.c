@@ -1,12 +1,16 @@
 // Interposed lock, condition and semaphore functions for the block and mutex profiles: pthread
 // mutexes (NSLock, NSRecursiveLock, NIOLock, the Swift runtime, most C libraries), rwlocks,
 // conditions (NSCondition), POSIX semaphores, and the contended slow path of Swift's
-// Synchronization.Mutex. Every function here except the constructor `install_lock_hooks` (and the
-// fork handler it registers) runs as a lock hook, possibly before constructors and re-entered from
-// signal handlers: no allocation, no
-// locks, errno preserved, and nothing but the real function, clock_gettime (vDSO) and the hook-safe
-// recording of pp_contention.h. `resolve_next` (dlsym) runs in a hook only if a hook without a
-// bootstrap pointer is called before the constructor (then the process is still starting up).
+// Synchronization.Mutex.
+//
+// Every function here except the constructor `install_lock_hooks` (and the fork handler it
+// registers) runs as a lock hook, possibly before constructors and re-entered from signal
+// handlers: no allocation, no locks, errno preserved, and nothing but the real function,
+// clock_gettime (vDSO) and the hook-safe recording of pp_contention.h. `resolve_next` (dlsym) runs
+// in a hook only if a hook without a bound pointer is called before the constructor (the process
+// is then still starting up; dlsym takes only the loader's recursive lock and does not allocate
+// when it succeeds). In the preloaded shared library, the first call of each CPprof function goes
+// through lazy PLT binding, which takes no lock.
 //
 // Uncontended paths stay as cheap as the functions they replace: a mutex lock peeks at the lock
 // word and, if free, tail-calls the real lock; other locks are first tried with the real try-lock;
@@ -483,17 +487,21 @@ int sem_clockwait(sem_t *sem, clockid_t clock, const struct timespec *abstime) {
 
 #if HAVE_SWIFT_MUTEX_HOOKS
 // Only if libswiftSynchronization cannot be found (it is loaded whenever code that calls these
-// runs, so this is defensive): the stdlib's algorithm on the priority-inheriting futex.
+// runs, so this is defensive): the stdlib's algorithm on the priority-inheriting futex, which also
+// traps on errors other than interruption (e.g. a thread locking a mutex it holds).
 static void fallback_swift_lock(uint32_t owner, uint32_t *word) {
     for (;;) {
         uint32_t expected = 0;
         if (__atomic_compare_exchange_n(word, &expected, owner, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
         if (syscall(SYS_futex, word, FUTEX_LOCK_PI_PRIVATE, 0, NULL) == 0) return;
+        if (errno != EINTR && errno != EAGAIN) __builtin_trap();
     }
 }
 
 static void fallback_swift_unlock(uint32_t *word) {
-    while (syscall(SYS_futex, word, FUTEX_UNLOCK_PI_PRIVATE) != 0 && errno == EINTR) {}
+    while (syscall(SYS_futex, word, FUTEX_UNLOCK_PI_PRIVATE) != 0) {
+        if (errno != EINTR) __builtin_trap();
+    }
 }
 
 // `_MutexHandle._lockSlow(_:)`: called only when the inlined compare-and-swap failed.

@@ -131,6 +131,7 @@ import Testing
             ("rwlockWaitSite", "pthread_rwlock_wrlock", "rwlock"),
             ("conditionWaitSite", "pthread_cond_wait", "condition"),
             ("semaphoreWaitSite", "sem_wait", "semaphore"),
+            ("dispatchSemaphoreWaitSite", "sem_wait", "dispatchSemaphore"),
         ]
         for wait in waits {
             #expect(block.leaves(at: wait.site) == [wait.leaf], "\(wait.site)")
@@ -149,14 +150,22 @@ import Testing
             #expect(delay > 0 && delay <= run.number(unlock.truth) * 11 / 10, "mutex \(unlock.site): \(delay)")
             #expect(delay >= run.number(unlock.truth) * 7 / 10, "mutex \(unlock.site): \(delay)")
         }
-        // Condition and semaphore waits are blocking, not lock contention.
+        // Condition and semaphore waits are blocking, not lock contention...
         #expect(mutex.delay(at: "conditionWaitSite") == 0)
         #expect(mutex.delay(at: "semaphoreWaitSite") == 0)
+        // ...but the mutex a condition wait releases makes its waiters wait until then.
+        #expect(mutex.leaves(at: "conditionReleaseSite") == ["pthread_cond_wait"])
+        Self.expectWithin(mutex.delay(at: "conditionReleaseSite"), run.number("conditionRelease"), 0.20, "cond release")
+        // Re-locking a held recursive lock is not contention.
+        #expect(block.delay(at: "recursiveLockSite") == 0)
+        #expect(mutex.delay(at: "recursiveLockSite") == 0)
     }
 
     @Test func ratesOfZeroRecordNothingAndCanBeChangedAtRunTime() throws {
         let run = try Self.run("contention-toggle")
         #expect(run.truth["rates"] as? [Int] == [0, 0])
+        // Profile.count is the number of records (stacks), as for Go.
+        #expect((run.truth["counts"] as? [Int])?.allSatisfy { $0 >= 1 } == true)
         for kind in ["block", "mutex"] {
             let off = try run.profile("1-\(kind).pb.gz")
             #expect(off.samples.isEmpty, "\(kind) recorded while off")

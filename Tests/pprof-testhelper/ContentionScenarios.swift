@@ -121,6 +121,53 @@ enum ContentionScenarios {
         truth["condition"] = waitedCondition.load(ordering: .relaxed)
         truth["semaphore"] = waitedSemaphore.load(ordering: .relaxed)
 
+        // A condition wait releases its mutex: a thread blocked on that mutex meanwhile is charged
+        // to the wait's call site in the mutex profile (Go's Cond.Wait calls L.Unlock).
+        let handover = NSCondition()
+        let turn = Atomic(0)
+        let blockedOnMutex = Atomic<Int64>(0)
+        runThreads(2) { thread in
+            for round in 1...rounds {
+                if thread == 0 {
+                    handover.lock()
+                    turn.store(round, ordering: .releasing)
+                    sleepMicros(3000)  // the other thread is blocked on the mutex meanwhile
+                    while turn.load(ordering: .acquiring) == round { conditionReleaseSite(handover) }
+                    handover.unlock()
+                } else {
+                    while turn.load(ordering: .acquiring) < round { sleepMicros(100) }
+                    let start = monotonicNanos()
+                    handover.lock()
+                    blockedOnMutex.add(monotonicNanos() - start, ordering: .relaxed)
+                    turn.store(-round, ordering: .releasing)
+                    handover.signal()
+                    handover.unlock()
+                }
+            }
+        }
+        truth["conditionRelease"] = blockedOnMutex.load(ordering: .relaxed)
+
+        // libdispatch's semaphores wait in sem_wait.
+        let dispatchSemaphore = DispatchSemaphore(value: 0)
+        let waitedDispatch = Atomic<Int64>(0)
+        runThreads(2) { thread in
+            for _ in 0..<5 {
+                if thread == 0 {
+                    let start = monotonicNanos()
+                    dispatchSemaphoreWaitSite(dispatchSemaphore)
+                    waitedDispatch.add(monotonicNanos() - start, ordering: .relaxed)
+                } else {
+                    sleepMicros(3000)
+                    dispatchSemaphore.signal()
+                }
+            }
+        }
+        truth["dispatchSemaphore"] = waitedDispatch.load(ordering: .relaxed)
+
+        // Re-locking a recursive lock one already holds is no contention.
+        let recursive = NSRecursiveLock()
+        for _ in 0..<100 { recursiveLockSite(recursive, depth: 5) }
+
         try writeProfiles(to: directory, text: false)
         let fields = truth.keys.sorted().map { "\"\($0)\": \(truth[$0]!)" }
         print("{" + fields.joined(separator: ", ") + "}")
@@ -168,6 +215,23 @@ enum ContentionScenarios {
         keepFrame()
     }
 
+    @inline(never) static func conditionReleaseSite(_ condition: NSCondition) {
+        condition.wait()
+        keepFrame()
+    }
+
+    @inline(never) static func dispatchSemaphoreWaitSite(_ semaphore: DispatchSemaphore) {
+        semaphore.wait()
+        keepFrame()
+    }
+
+    @inline(never) static func recursiveLockSite(_ lock: NSRecursiveLock, depth: Int) {
+        lock.lock()
+        if depth > 0 { recursiveLockSite(lock, depth: depth - 1) }
+        lock.unlock()
+        keepFrame()
+    }
+
     @inline(never) static func semaphoreWaitSite(_ semaphore: UnsafeMutablePointer<sem_t>) {
         while sem_wait(semaphore) != 0 && errno == EINTR {}
         keepFrame()
@@ -200,7 +264,8 @@ enum ContentionScenarios {
         MutexProfile.fraction = 0
         contend(offAgainSite)
         try writeProfiles(to: directory, prefix: "3-", text: false)
-        print(#"{"rates": [\#(BlockProfile.rate), \#(MutexProfile.fraction)]}"#)
+        let counts = [Profile.lookup("block")!.count, Profile.lookup("mutex")!.count]
+        print(#"{"rates": [\#(BlockProfile.rate), \#(MutexProfile.fraction)], "counts": \#(counts)}"#)
     }
 
     @inline(never) static func offSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {

@@ -268,21 +268,23 @@ enum ContentionScenarios {
         print(#"{"rates": [\#(BlockProfile.rate), \#(MutexProfile.fraction)], "counts": \#(counts)}"#)
     }
 
+    // Three sites that differ only in name, so each phase's samples are told apart.
     @inline(never) static func offSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-        pthread_mutex_lock(mutex)
-        sleepMicros(1000)
-        pthread_mutex_unlock(mutex)
+        lockHoldAndUnlock(mutex)
         keepFrame()
     }
 
     @inline(never) static func onSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-        pthread_mutex_lock(mutex)
-        sleepMicros(1000)
-        pthread_mutex_unlock(mutex)
+        lockHoldAndUnlock(mutex)
         keepFrame()
     }
 
     @inline(never) static func offAgainSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+        lockHoldAndUnlock(mutex)
+        keepFrame()
+    }
+
+    @inline(never) static func lockHoldAndUnlock(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
         pthread_mutex_lock(mutex)
         sleepMicros(1000)
         pthread_mutex_unlock(mutex)

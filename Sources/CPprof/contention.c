@@ -91,6 +91,7 @@ static int64_t block_rate;
 static int64_t mutex_fraction;
 static pp_contention_profile *profiles[2];
 static int hooks_installed;
+static int swift_mutex_hooked;
 // Sampling randomness: a splitmix64 sequence over a shared counter (only touched by slow paths).
 static uint64_t random_state;
 static pthread_mutex_t creation_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -150,6 +151,10 @@ pp_contention_profile *pp_contention_profile_get(pp_contention_kind kind) {
 void pp_contention_hooks_did_install(void) { __atomic_store_n(&hooks_installed, 1, __ATOMIC_RELEASE); }
 
 int pp_contention_hooks_installed(void) { return __atomic_load_n(&hooks_installed, __ATOMIC_ACQUIRE); }
+
+void pp_contention_set_swift_mutex_hooked(int hooked) { __atomic_store_n(&swift_mutex_hooked, hooked, __ATOMIC_RELEASE); }
+
+int pp_contention_swift_mutex_hooked(void) { return __atomic_load_n(&swift_mutex_hooked, __ATOMIC_ACQUIRE); }
 
 // The frames above must stay real frames for `skip` to count them: no inlining, no tail calls.
 #define FRAME_KEEPING __attribute__((noinline, disable_tail_calls))

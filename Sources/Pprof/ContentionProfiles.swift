@@ -62,6 +62,8 @@ struct ContentionProfile {
     var untrackedWaits: UInt64
     /// The setting in force when the snapshot was taken: rate (block) or fraction (mutex).
     var setting: Int
+    /// Whether Synchronization.Mutex is covered (not when the stdlib is linked statically).
+    var synchronizationMutexHooked = true
 
     static var hooksInstalled: Bool { pp_contention_hooks_installed() != 0 }
 
@@ -75,23 +77,20 @@ struct ContentionProfile {
         }
         let setting = Int(kind == .block ? pp_contention_block_rate() : pp_contention_mutex_fraction())
         let untracked = kind == .mutex ? pp_waiter_table_untracked(pp_waiter_table_shared()) : 0
-        guard let profile = pp_contention_profile_get(kind.cKind) else {
-            return ContentionProfile(
-                kind: kind,
-                records: [],
-                droppedStacks: 0,
-                untrackedWaits: untracked,
-                setting: setting
-            )
-        }
-        return ContentionProfile(
+        var snapshot = ContentionProfile(
             kind: kind,
-            records: records(of: profile, kind: kind),
-            droppedStacks: pp_stack_table_dropped(profile.pointee.stacks)
-                + pp_bucket_table_dropped(profile.pointee.buckets),
+            records: [],
+            droppedStacks: 0,
             untrackedWaits: untracked,
-            setting: setting
+            setting: setting,
+            synchronizationMutexHooked: pp_contention_swift_mutex_hooked() != 0
         )
+        if let profile = pp_contention_profile_get(kind.cKind) {
+            snapshot.records = records(of: profile, kind: kind)
+            snapshot.droppedStacks =
+                pp_stack_table_dropped(profile.pointee.stacks) + pp_bucket_table_dropped(profile.pointee.buckets)
+        }
+        return snapshot
     }
 
     /// The records of a profile's tables (also used by tests on private tables).
@@ -145,6 +144,12 @@ struct ContentionProfile {
                 kind == .block
                     ? "block profiling is off: set BlockProfile.rate to a positive number of nanoseconds"
                     : "mutex profiling is off: set MutexProfile.fraction to a positive number"
+            )
+        }
+        if !synchronizationMutexHooked {
+            notes.append(
+                "Synchronization.Mutex is not covered: its library is linked statically (--static-swift-stdlib), "
+                    + "so its contended path cannot be interposed"
             )
         }
         if droppedStacks > 0 {

@@ -504,11 +504,16 @@ static void fallback_swift_unlock(uint32_t *word) {
     }
 }
 
-// `_MutexHandle._lockSlow(_:)`: called only when the inlined compare-and-swap failed.
-__attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_lock_slow(
-    uint32_t owner, void *__attribute__((swift_context)) handle) __asm__(SWIFT_LOCK_SLOW);
+// Both Synchronization hooks are weak definitions: with --static-swift-stdlib the library's own
+// (strong) definitions are linked into the executable and win, instead of a duplicate-symbol
+// error; Synchronization.Mutex is then not hooked, which the constructor detects and reports.
+#define SWIFT_HOOK __attribute__((swiftcall, disable_tail_calls, noinline, weak))
 
-__attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_lock_slow(
+// `_MutexHandle._lockSlow(_:)`: called only when the inlined compare-and-swap failed.
+SWIFT_HOOK void pp_hook_swift_lock_slow(uint32_t owner, void *__attribute__((swift_context)) handle)
+    __asm__(SWIFT_LOCK_SLOW);
+
+SWIFT_HOOK void pp_hook_swift_lock_slow(
     uint32_t owner, void *__attribute__((swift_context)) handle) {
     int saved_errno = errno;
     swift_lock_slow_fn lock_slow = REAL(swift_lock_slow, SWIFT_LOCK_SLOW, NULL);
@@ -530,10 +535,9 @@ __attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_lock
 }
 
 // `_MutexHandle._unlockSlow()`: called only when the word has FUTEX_WAITERS, i.e. with waiters.
-__attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_unlock_slow(
-    void *__attribute__((swift_context)) handle) __asm__(SWIFT_UNLOCK_SLOW);
+SWIFT_HOOK void pp_hook_swift_unlock_slow(void *__attribute__((swift_context)) handle) __asm__(SWIFT_UNLOCK_SLOW);
 
-__attribute__((swiftcall, disable_tail_calls, noinline)) void pp_hook_swift_unlock_slow(
+SWIFT_HOOK void pp_hook_swift_unlock_slow(
     void *__attribute__((swift_context)) handle) {
     int saved_errno = errno;
     swift_unlock_slow_fn unlock_slow = REAL(swift_unlock_slow, SWIFT_UNLOCK_SLOW, NULL);
@@ -592,6 +596,11 @@ __attribute__((constructor(101))) static void install_lock_hooks(void) {
 #if HAVE_SWIFT_MUTEX_HOOKS
     BIND(swift_lock_slow, SWIFT_LOCK_SLOW, NULL);
     BIND(swift_unlock_slow, SWIFT_UNLOCK_SLOW, NULL);
+    // No later definition means no libswiftSynchronization.so: the library was linked statically,
+    // its definitions won over ours, and Synchronization.Mutex cannot be hooked.
+    pp_contention_set_swift_mutex_hooked(real.swift_lock_slow != NULL && real.swift_unlock_slow != NULL);
+#else
+    pp_contention_set_swift_mutex_hooked(0);
 #endif
 #undef BIND
     (void)pp_contention_now();

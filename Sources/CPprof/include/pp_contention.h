@@ -76,6 +76,10 @@ pp_contention_profile *pp_contention_profile_get(pp_contention_kind kind);
 void pp_contention_hooks_did_install(void);
 int pp_contention_hooks_installed(void);
 
+// Whether Synchronization.Mutex's slow path is hooked (not when the library is linked statically).
+void pp_contention_set_swift_mutex_hooked(int hooked);
+int pp_contention_swift_mutex_hooked(void);
+
 // CLOCK_MONOTONIC in nanoseconds (hook-safe).
 uint64_t pp_contention_now(void);
 

@@ -3,8 +3,9 @@
 // pp_block_sample, pp_mutex_sample, pp_contention_profile_add, pp_contention_block_rate,
 // pp_contention_mutex_fraction, pp_contention_now, pp_contention_block_event,
 // pp_contention_mutex_event, pp_waiter_table_shared, pp_waiter_enter, pp_waiter_leave,
-// pp_waiter_charge, pp_waiter_table_reset and the static helpers they call. Not hook-safe (ordinary code only): creation,
-// the setters and pp_waiter_table_create/destroy.
+// pp_waiter_charge, pp_waiter_table_reset, the flag readers and the static helpers they call.
+// Ordinary code only: creation (mmap), the setters (which take a creation lock), and
+// pp_waiter_table_create/destroy.
 #include "pp_contention.h"
 
 #include "pp_unwind.h"
@@ -104,7 +105,7 @@ static uint64_t next_random(void) {
 }
 
 uint64_t pp_contention_now(void) {
-    struct timespec now;
+    struct timespec now = {0, 0};
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
@@ -120,7 +121,7 @@ static int ensure_profile(pp_contention_kind kind) {
             __atomic_store_n(&random_state, pp_contention_now() | 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&creation_lock);
-    return profiles[kind] != NULL;
+    return __atomic_load_n(&profiles[kind], __ATOMIC_ACQUIRE) != NULL;
 }
 
 static int set_setting(int64_t *setting, pp_contention_kind kind, int64_t value) {

@@ -14,8 +14,12 @@ import Synchronization
 enum ContentionBenchmarks {
     static func run() throws {
         try uncontendedPair()
-        contended(label: "tight critical section (~50 ns)", work: 50)
-        contended(label: "moderate critical section (~1 µs)", work: 1000)
+        // As many threads as cores contend without time slicing; twice as many also queue. How
+        // often they collide depends on the machine's other load; the holder that sleeps makes
+        // every acquisition contended whatever the load.
+        contended(threads: 2, work: 1000)
+        contended(threads: 4, work: 50)
+        contended(threads: 4, work: 0, sleepingHolder: true)
         recordingCost()
     }
 
@@ -126,45 +130,54 @@ enum ContentionBenchmarks {
         var eventsPerSecond: Double
     }
 
-    /// Four threads take one mutex in a loop, doing `work` steps inside and as many outside, for a
-    /// fixed time; prints throughput, CPU time per operation and events recorded, per setting.
-    static func contended(label: String, work: Int) {
+    /// `threads` threads take one mutex in a loop, doing `work` steps (~1 ns each) inside and as many
+    /// outside, for a fixed time; prints throughput, CPU time per operation and events recorded
+    /// per setting, and the per-round ratio to the adjacent "off" round.
+    static func contended(threads: Int, work: Int, sleepingHolder: Bool = false) {
         let settings: [(name: String, rate: Int, fraction: Int)] = [
             ("off", 0, 0), ("rate 1 / fraction 1", 1, 1), ("rate 10 µs / fraction 10", 10_000, 10),
         ]
         var results: [[Round]] = Array(repeating: [], count: settings.count)
-        let rounds = 6
+        let rounds = 10
         for round in 0..<rounds {
             let order = round % 2 == 0 ? Array(settings.indices) : settings.indices.reversed()
             for index in order {
                 BlockProfile.rate = settings[index].rate
                 MutexProfile.fraction = settings[index].fraction
-                results[index].append(contendedRound(threads: 4, work: work, milliseconds: 300))
+                results[index].append(
+                    contendedRound(threads: threads, work: work, sleepingHolder: sleepingHolder, milliseconds: 200)
+                )
             }
         }
         BlockProfile.rate = 0
         MutexProfile.fraction = 0
-        print("contended pthread mutex, 4 threads, \(label), \(rounds) interleaved rounds of 300 ms (median):")
-        let baseline = median(results[0].map(\.operationsPerSecond))
-        let baselineCPU = median(results[0].map(\.cpuNanosPerOperation))
+        let shape =
+            sleepingHolder ? "each holding it across a 20 µs sleep" : "~\(work) ns of work in and out of the lock"
+        print(
+            "contended pthread mutex, \(threads) threads, \(shape), \(rounds) interleaved rounds of 200 ms (medians):"
+        )
         for (index, setting) in settings.enumerated() {
-            let throughput = median(results[index].map(\.operationsPerSecond))
-            let cpu = median(results[index].map(\.cpuNanosPerOperation))
+            let throughputRatio = median(
+                zip(results[index], results[0]).map { $0.operationsPerSecond / $1.operationsPerSecond }
+            )
+            let cpuRatio = median(
+                zip(results[index], results[0]).map { $0.cpuNanosPerOperation / $1.cpuNanosPerOperation }
+            )
             print(
                 String(
                     format: "  %-26@ %9.0f ops/s (%+5.1f%%)  %7.1f ns CPU/op (%+5.1f%%)  %8.0f events/s",
                     setting.name as NSString,
-                    throughput,
-                    (throughput / baseline - 1) * 100,
-                    cpu,
-                    (cpu / baselineCPU - 1) * 100,
+                    median(results[index].map(\.operationsPerSecond)),
+                    (throughputRatio - 1) * 100,
+                    median(results[index].map(\.cpuNanosPerOperation)),
+                    (cpuRatio - 1) * 100,
                     median(results[index].map(\.eventsPerSecond))
                 )
             )
         }
     }
 
-    static func contendedRound(threads: Int, work: Int, milliseconds: Int) -> Round {
+    static func contendedRound(threads: Int, work: Int, sleepingHolder: Bool, milliseconds: Int) -> Round {
         let shared = SharedMutex()
         let operations = Atomic<Int>(0)
         let eventsBefore = recordedEvents()
@@ -180,6 +193,7 @@ enum ContentionBenchmarks {
                 while monotonicNanos() < deadline {
                     pthread_mutex_lock(shared.mutex)
                     shared.state = lcg(shared.state, work)
+                    if sleepingHolder { usleep(20) }
                     pthread_mutex_unlock(shared.mutex)
                     local = lcg(local, work)
                     count += 1

@@ -2,6 +2,7 @@
 #include "CTestSupport.h"
 
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 static int64_t monotonic_ns(void) {
@@ -50,3 +51,5 @@ int64_t ctest_contend_pthread_mutex(int threads, int iterations, int hold_us) {
     for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
     return run.waited_ns;
 }
+
+void ctest_precise_sleeps(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); }

@@ -110,13 +110,31 @@ import Testing
     }
 
     @Test func mutexFractionTenIsScaledBack() throws {
-        let run = try Self.run("contention-accuracy", ["10", "4", "1200", "100"])
+        let run = try Self.run("contention-accuracy", ["10", "4", "3000", "100"])
         let mutex = try run.profile("mutex.pb.gz")
         let block = try run.profile("block.pb.gz")
-        Self.expectWithin(mutex.delay(at: "pthreadReleaseSite"), run.number("mutexTruth"), 0.25, "mutex delay 1/10")
         // Each sampled event counts `fraction` contentions.
         #expect(mutex.samples.allSatisfy { $0.values[0] % 10 == 0 })
-        #expect(mutex.contentions(at: "pthreadReleaseSite") <= run.number("holds") * 5 / 4)
+        // 1 in 10 of ~12 000 contended unlocks: the scaled count has a binomial error of ~3 %.
+        Self.expectWithin(
+            mutex.contentions(at: "pthreadReleaseSite"),
+            run.number("contendedHolds"),
+            0.15,
+            "mutex contentions 1/10"
+        )
+        // The scaled delay: ±25 %, unless the run's own holds make that statistically out of reach.
+        // On a loaded machine a few holds stretched by scheduling carry much of the total, and
+        // sampling 1 in 10 of them has a relative standard error of sqrt(9 * sum(c²)) / sum(c)
+        // (computed by the scenario from every hold's true charge c); then allow 4 of those, up to
+        // 50 %, which still catches any scaling mistake (unscaled: -90 %, scaled twice: +900 %).
+        let samplingError = (run.truth["mutexSamplingError"] as? NSNumber)?.doubleValue ?? 1
+        let tolerance = min(max(0.25, 4 * samplingError), 0.5)
+        Self.expectWithin(
+            mutex.delay(at: "pthreadReleaseSite"),
+            run.number("mutexTruth"),
+            tolerance,
+            "mutex delay 1/10"
+        )
         Self.expectWithin(block.delay(at: "pthreadWaitSite"), run.number("blockTruth"), 0.10, "block delay")
     }
 
@@ -145,10 +163,12 @@ import Testing
         ]
         for unlock in unlocks {
             #expect(mutex.leaves(at: unlock.site) == [unlock.leaf], "\(unlock.site)")
-            // Waiting time minus each waiter's wake-up, which no hold causes.
+            // The waiting time minus each waiter's wake-up after the release, which no hold causes
+            // (exact truth for it is checked by the accuracy test; wake-ups are slow on a loaded
+            // machine, hence the wide lower bound).
             let delay = mutex.delay(at: unlock.site)
-            #expect(delay > 0 && delay <= run.number(unlock.truth) * 11 / 10, "mutex \(unlock.site): \(delay)")
-            #expect(delay >= run.number(unlock.truth) * 7 / 10, "mutex \(unlock.site): \(delay)")
+            #expect(delay <= run.number(unlock.truth) * 11 / 10, "mutex \(unlock.site): \(delay)")
+            #expect(delay >= run.number(unlock.truth) / 2, "mutex \(unlock.site): \(delay)")
         }
         // Condition and semaphore waits are blocking, not lock contention...
         #expect(mutex.delay(at: "conditionWaitSite") == 0)

@@ -9,14 +9,16 @@ import Synchronization
 enum ContentionScenarios {
     // MARK: Accuracy
 
-    /// `contention-accuracy <dir> <fraction> <threads> <iterations> <holdMicros>`: threads take one
-    /// pthread mutex at `pthreadWaitSite`, hold it, and release it at `pthreadReleaseSite`.
+    /// `contention-accuracy <dir> <fraction> <threads> <iterations> <holdMicros> [spin]`: threads
+    /// take one pthread mutex at `pthreadWaitSite`, hold it (sleeping, or spinning with `spin`),
+    /// and release it at `pthreadReleaseSite`.
     static func accuracy(_ arguments: [String]) throws {
         let directory = arguments[0]
         let fraction = Int(arguments[1])!
         let threads = Int(arguments[2])!
         let iterations = Int(arguments[3])!
         let hold = Int(arguments[4])!
+        let spin = arguments.count > 5 && arguments[5] == "spin"
         BlockProfile.rate = 1
         MutexProfile.fraction = fraction
 
@@ -25,11 +27,16 @@ enum ContentionScenarios {
         let log = TimingLog(threads: threads)
         runThreads(threads) { thread in
             let mutex = shared.value
+            ctest_precise_sleeps()
             for _ in 0..<iterations {
                 let start = monotonicNanos()
                 pthreadWaitSite(mutex)
                 let acquired = monotonicNanos()
-                sleepMicros(hold)
+                if spin {
+                    while monotonicNanos() - acquired < hold * 1000 {}
+                } else {
+                    sleepMicros(hold)
+                }
                 let released = monotonicNanos()
                 pthreadReleaseSite(mutex)
                 log.append(thread: thread, Hold(waitStart: start, acquired: acquired, released: released))
@@ -37,7 +44,13 @@ enum ContentionScenarios {
         }
         try writeProfiles(to: directory, text: true)
         let holds = log.all
-        print(#"{"blockTruth": \#(blockTruth(holds)), "mutexTruth": \#(mutexTruth(holds)), "holds": \#(holds.count)}"#)
+        let caused = waitingCausedByHolds(holds)
+        let fields = [
+            "\"blockTruth\": \(blockTruth(holds))", "\"mutexTruth\": \(caused.reduce(0, +))",
+            "\"mutexSamplingError\": \(mutexSamplingError(caused, fraction: fraction))", "\"holds\": \(holds.count)",
+            "\"contendedHolds\": \(caused.filter { $0 > 0 }.count)",
+        ]
+        print("{" + fields.joined(separator: ", ") + "}")
     }
 
     @inline(never) static func pthreadWaitSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
@@ -318,13 +331,13 @@ enum ContentionScenarios {
         holds.reduce(0) { $0 + ($1.acquired - $1.waitStart) }
     }
 
-    /// Total time spent waiting while another thread held the lock: each wait's overlap with the
-    /// other holds (a wait's last moments, between a release and the waiter's wake-up, are caused by
-    /// no hold and charged to none).
-    static func mutexTruth(_ holds: [Hold]) -> Int64 {
+    /// The waiting each hold caused: for every wait, its overlap with the holds of other threads
+    /// (a wait's last moments, between a release and the waiter's wake-up, are caused by no hold
+    /// and charged to none). The mutex profile's truth is their sum.
+    static func waitingCausedByHolds(_ holds: [Hold]) -> [Int64] {
         let sorted = holds.sorted { $0.acquired < $1.acquired }
         let starts = sorted.map(\.acquired)
-        var total: Int64 = 0
+        var caused = [Int64](repeating: 0, count: sorted.count)
         for wait in holds where wait.acquired > wait.waitStart {
             // Holds never overlap, so both their starts and their ends are sorted: scan back from the
             // last one that began before this wait ended to the first that ended before it began.
@@ -333,11 +346,20 @@ enum ContentionScenarios {
                 let hold = sorted[index]
                 if hold.released <= wait.waitStart { break }
                 let overlap = min(hold.released, wait.acquired) - max(hold.acquired, wait.waitStart)
-                if overlap > 0 { total += overlap }
+                if overlap > 0 { caused[index] += overlap }
                 index -= 1
             }
         }
-        return total
+        return caused
+    }
+
+    /// The relative standard error of Go's mutex estimate when each hold's charge is kept with
+    /// probability 1/fraction and multiplied by fraction: sqrt((fraction - 1) * sum(c^2)) / sum(c).
+    static func mutexSamplingError(_ caused: [Int64], fraction: Int) -> Double {
+        let total = Double(caused.reduce(0, +))
+        guard fraction > 1, total > 0 else { return 0 }
+        let squares = caused.reduce(0.0) { $0 + Double($1) * Double($1) }
+        return (Double(fraction - 1) * squares).squareRoot() / total
     }
 
     private static func upperBound(_ values: [Int64], _ value: Int64) -> Int {

@@ -10,4 +10,8 @@
 // spent waiting for the mutex, in nanoseconds, as measured around the lock calls.
 int64_t ctest_contend_pthread_mutex(int threads, int iterations, int hold_us);
 
+// Makes the calling thread's sleeps end on time (timer slack of 1 ns instead of 50 µs), so short
+// sleeps are short.
+void ctest_precise_sleeps(void);
+
 #endif

@@ -115,15 +115,14 @@ struct ContentionProfile {
         }
         var records: [Record] = []
         for bucket in buckets where bucket.count > 0 {
-            let stack: [UInt]
-            if bucket.key == PP_CONTENTION_LOST_KEY {
-                stack = [SyntheticFrame.lostSamples.rawValue]
-            } else {
-                var frames: UnsafePointer<UInt>?
-                let count = pp_stack_table_get(profile.pointee.stacks, UInt32(truncatingIfNeeded: bucket.key), &frames)
-                guard let frames, count > 0 else { continue }
-                stack = Array(UnsafeBufferPointer(start: frames, count: Int(count)))
-            }
+            // Events whose stack could not be stored (or, impossibly, cannot be read back) are
+            // shown under a pseudo-frame rather than left out.
+            var stack = [SyntheticFrame.lostSamples.rawValue]
+            var frames: UnsafePointer<UInt>?
+            let count =
+                bucket.key == PP_CONTENTION_LOST_KEY
+                ? 0 : pp_stack_table_get(profile.pointee.stacks, UInt32(truncatingIfNeeded: bucket.key), &frames)
+            if let frames, count > 0 { stack = Array(UnsafeBufferPointer(start: frames, count: Int(count))) }
             var contentions = bucket.count >> Int64(PP_CONTENTION_COUNT_SHIFT)
             // Go reports a block record's fractional count below one as 1 (mprof.go).
             if kind == .block && contentions == 0 { contentions = 1 }

@@ -2,8 +2,11 @@
 #include "CTestSupport.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static int64_t monotonic_ns(void) {
     struct timespec now;
@@ -53,3 +56,21 @@ int64_t ctest_contend_pthread_mutex(int threads, int iterations, int hold_us) {
 }
 
 void ctest_precise_sleeps(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL); }
+
+int ctest_fork_and_contend(int threads, int iterations, int hold_us, int timeout_ms) {
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        ctest_contend_pthread_mutex(threads, iterations, hold_us);
+        _exit(0);
+    }
+    int status = 0;
+    for (int waited = 0; waited < timeout_ms; waited++) {
+        if (waitpid(child, &status, WNOHANG) == child) return status;
+        struct timespec millisecond = {0, 1000000};
+        nanosleep(&millisecond, NULL);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    return -1;
+}

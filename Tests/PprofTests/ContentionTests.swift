@@ -200,6 +200,18 @@ import Testing
         }
     }
 
+    @Test func forkingWhileThreadsWaitLeavesBothProcessesWorking() throws {
+        let run = try Self.run("contention-fork")
+        // The child contended on its own mutex with the hooks and profiles on, and exited cleanly.
+        #expect(run.number("childStatus") == 0)
+        let mutex = try run.profile("mutex.pb.gz")
+        let block = try run.profile("block.pb.gz")
+        #expect(block.delay(at: "onSite") > 0)
+        #expect(mutex.delay(at: "onSite") > 0)
+        // The child's events went to its own copy of the tables.
+        #expect(block.delay(at: "ctest_lock_site") == 0)
+    }
+
     @Test func legacyTextHasGoLayoutAndSameValues() throws {
         let run = try Self.run("contention-accuracy", ["1", "3", "30", "500"])
         for (kind, header) in [("block", "--- contention:"), ("mutex", "--- mutex:")] {

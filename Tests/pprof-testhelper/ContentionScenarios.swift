@@ -250,6 +250,29 @@ enum ContentionScenarios {
         keepFrame()
     }
 
+    // MARK: Fork
+
+    /// `contention-fork <dir>`: forks while threads wait for a mutex; the child (C only) contends
+    /// on a mutex of its own and must finish; then the parent contends again at `onSite`.
+    static func forkWhileWaiting(_ arguments: [String]) throws {
+        let directory = arguments[0]
+        BlockProfile.rate = 1
+        MutexProfile.fraction = 1
+        let shared = UncheckedSendable(UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1))
+        pthread_mutex_init(shared.value, nil)
+        let childStatus = Atomic<Int32>(-2)
+        runThreads(4) { thread in
+            if thread == 0 {
+                sleepMicros(5000)  // the others are waiting for the mutex by now
+                childStatus.store(ctest_fork_and_contend(3, 10, 500, 10_000), ordering: .relaxed)
+            } else {
+                for _ in 0..<10 { onSite(shared.value) }
+            }
+        }
+        try writeProfiles(to: directory, text: false)
+        print(#"{"childStatus": \#(childStatus.load(ordering: .relaxed))}"#)
+    }
+
     // MARK: Switching on and off
 
     /// `contention-toggle <dir>`: contention with both profiles off (`offSite`), then on

@@ -11,6 +11,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "contention-accuracy": ContentionScenarios.accuracy,
     "contention-kinds": ContentionScenarios.kinds,
     "contention-toggle": ContentionScenarios.toggle,
+    "contention-fork": ContentionScenarios.forkWhileWaiting,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -4,7 +4,8 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("http", HTTPBenchmarks.run)
+    ("contention", ContentionBenchmarks.run),
+    ("http", HTTPBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -8,6 +8,10 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "contention-accuracy": ContentionScenarios.accuracy,
+    "contention-kinds": ContentionScenarios.kinds,
+    "contention-toggle": ContentionScenarios.toggle,
+    "contention-fork": ContentionScenarios.forkWhileWaiting,
     "http-serve": HTTPScenarios.serve,
 ]
 

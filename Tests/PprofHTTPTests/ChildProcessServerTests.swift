@@ -61,4 +61,37 @@ import Testing
         #expect(allowed.status == 200)
         #expect(allowed.text.hasPrefix("helper.http.items profile: total 5\n"))
     }
+
+    @Test func blockAndMutexProfilesOfAContendedProcess() async throws {
+        let child = try ServerProcess(["--contend"])
+        defer { child.stop() }
+        try await Task.sleep(for: .milliseconds(500))
+        for name in ["block", "mutex"] {
+            let response = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/\(name)")
+            #expect(response.status == 200, "\(name): \(response.text)")
+            #expect(response.header("Content-Disposition") == "attachment; filename=\"\(name)\"")
+            let data = try ProfileData(decoding: response.body)
+            #expect(data.sampleTypes.map(\.description) == ["contentions/count", "delay/nanoseconds"])
+            let contentions = data.samples.map { $0.values[0] }.reduce(0, +)
+            #expect(contentions > 0, "\(name)")
+            let text = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/\(name)?debug=1")
+            #expect(text.header("Content-Type") == "text/plain; charset=utf-8")
+            let header = name == "block" ? "--- contention:\n" : "--- mutex:\n"
+            #expect(text.text.hasPrefix(header), "\(text.text.prefix(200))")
+        }
+        let block = try ProfileData(
+            decoding: try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/block").body
+        )
+        #expect(Fixtures.stacks(block).contains { $0.contains { $0.contains("contendedWaitSite") } })
+
+        let index = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/")
+        let blockRow = try #require(index.text.split(separator: "\n").first { $0.contains("./block?debug=1") })
+        #expect(!blockRow.hasPrefix("<tr><td>0</td>"), "the index counts the block records: \(blockRow)")
+
+        if GoPprof.isAvailable {
+            let top = try await GoPprof.run(["-top", "http://127.0.0.1:\(child.port)/debug/pprof/block"])
+            #expect(top.status == 0, "\(top.stderr)")
+            #expect(top.stdout.contains("contendedWaitSite"), "\(top.stdout)")
+        }
+    }
 }

@@ -8,6 +8,10 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "cpu-accuracy": CPUScenarios.accuracy,
+    "cpu-shares": CPUScenarios.shares,
+    "cpu-equal-threads": CPUScenarios.equalThreads,
+    "cpu-cycles": CPUScenarios.cycles,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

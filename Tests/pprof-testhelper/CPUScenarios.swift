@@ -1,0 +1,310 @@
+import CPprof
+import Foundation
+@_spi(Testing) import Pprof
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// CPU-profile workloads with known ground truth. Each writes the profile to the path given as
+/// its first argument and prints one JSON object with the measurements to stdout.
+///
+/// Arguments after the path are `key=value`: `rate` (Hz), `engine` (`perfEvent`, `threadTimer`,
+/// `processTimer`, or `auto`), `seconds`, `threads`.
+enum CPUScenarios {
+    struct Settings {
+        var path: String
+        var rate = 100
+        var engine: CPUProfile.Engine?
+        var seconds = 5.0
+        var threads = 2
+        var cycles = 1000
+
+        init(_ arguments: [String]) throws {
+            guard let path = arguments.first else { throw ScenarioError.usage("missing output path") }
+            self.path = path
+            for argument in arguments.dropFirst() {
+                let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw ScenarioError.usage("bad argument \(argument)") }
+                switch parts[0] {
+                case "rate": rate = Int(parts[1]) ?? rate
+                case "engine": engine = CPUProfile.Engine(rawValue: parts[1])
+                case "seconds": seconds = Double(parts[1]) ?? seconds
+                case "threads": threads = Int(parts[1]) ?? threads
+                case "cycles": cycles = Int(parts[1]) ?? cycles
+                default: throw ScenarioError.usage("unknown argument \(argument)")
+                }
+            }
+        }
+
+        var options: CPUProfile.Options {
+            var options = CPUProfile.Options(threadLabels: true)
+            options.engine = engine
+            return options
+        }
+    }
+
+    enum ScenarioError: Error {
+        case usage(String)
+    }
+
+    // MARK: - Accuracy: N threads burn CPU for a while; compare with rusage.
+
+    static func accuracy(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let engine = CPUProfile.engine
+        let before = processCPUNanos()
+        let deadline = monotonicSeconds() + settings.seconds
+        let threadCPU = runThreads(settings.threads) { _ in
+            burnUntil(deadline)
+        }
+        let after = processCPUNanos()
+        let summary = try CPUProfile.stop()
+        try file.close()
+        printJSON([
+            "engine": engine?.rawValue ?? "",
+            "processCPUNanos": after.total - before.total,
+            "processUserNanos": after.user - before.user,
+            "threadCPUNanos": threadCPU,
+            "samples": summary?.samples ?? -1,
+            "lostSamples": summary?.lostSamples ?? -1,
+            "threadsSampled": summary?.threadsSampled ?? -1,
+        ])
+    }
+
+    @inline(never)
+    static func burnUntil(_ deadline: Double) {
+        var x: UInt64 = 0x9e37_79b9
+        while monotonicSeconds() < deadline {
+            for i in 0..<20_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        }
+        blackHole(x)
+    }
+
+    // MARK: - Shares: one thread spends ~50/30/20 % of its CPU in three functions.
+
+    static func shares(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let engine = CPUProfile.engine
+        let spent = Mutex<[Int64]>([])
+        _ = runThreads(1) { _ in
+            let measured = sharesWorkerEntry(seconds: settings.seconds)
+            spent.withLock { $0 = measured }
+        }
+        try CPUProfile.stop()
+        try file.close()
+        printJSON(["engine": engine?.rawValue ?? "", "spentNanos": spent.withLock { $0 }])
+    }
+
+    /// The thread's entry function: every sample in the three functions must show it.
+    @inline(never)
+    static func sharesWorkerEntry(seconds: Double) -> [Int64] {
+        var spent: [Int64] = [0, 0, 0]
+        var random = SystemRandomNumberGenerator()
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            // Random pieces of random length, so no sampling period can alias with the pattern.
+            let choice = Int.random(in: 0..<100, using: &random)
+            let iterations = Int.random(in: 2_000...40_000, using: &random)
+            let start = threadCPUNanos()
+            if choice < 50 {
+                blackHole(shareFifty(iterations))
+                spent[0] += threadCPUNanos() - start
+            } else if choice < 80 {
+                blackHole(shareThirty(iterations))
+                spent[1] += threadCPUNanos() - start
+            } else {
+                blackHole(shareTwenty(iterations))
+                spent[2] += threadCPUNanos() - start
+            }
+        }
+        return spent
+    }
+
+    @inline(never)
+    static func shareFifty(_ iterations: Int) -> UInt64 {
+        var x: UInt64 = 1
+        for i in 0..<iterations { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        return x
+    }
+
+    @inline(never)
+    static func shareThirty(_ iterations: Int) -> UInt64 {
+        var x: UInt64 = 2
+        for i in 0..<iterations { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        return x
+    }
+
+    @inline(never)
+    static func shareTwenty(_ iterations: Int) -> UInt64 {
+        var x: UInt64 = 3
+        for i in 0..<iterations { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        return x
+    }
+
+    // MARK: - Two threads burning exactly the same CPU time.
+
+    static func equalThreads(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let engine = CPUProfile.engine
+        let budget = Int64(settings.seconds * 1e9)
+        let tids = Mutex<[Int32]>([])
+        let threadCPU = runThreads(2) { _ in
+            tids.withLock { $0.append(ProcessThreadID.current) }
+            burnThreadCPU(budget)
+        }
+        try CPUProfile.stop()
+        try file.close()
+        printJSON([
+            "engine": engine?.rawValue ?? "", "threadCPUNanos": threadCPU,
+            "tids": tids.withLock { $0.map(Int.init) },
+        ])
+    }
+
+    @inline(never)
+    static func burnThreadCPU(_ nanos: Int64) {
+        var x: UInt64 = 7
+        let end = threadCPUNanos() + nanos
+        while threadCPUNanos() < end {
+            for i in 0..<20_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        }
+        blackHole(x)
+    }
+
+    // MARK: - Start/stop cycles while threads come and go: nothing may leak.
+
+    static func cycles(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let baseline = ResourceCounts.current()
+        let churning = Atomic<Bool>(true)
+        let churnCount = Atomic<Int>(0)
+        let churner = Thread {
+            while churning.load(ordering: .acquiring) {
+                _ = runThreads(4) { index in
+                    burnThreadCPU(Int64(100_000 * (index + 1)))
+                }
+                churnCount.add(1, ordering: .relaxed)
+            }
+        }
+        churner.start()
+        let buffer = ProfileBuffer()
+        var samples: Int64 = 0
+        var duringRun = ResourceCounts.current()
+        for cycle in 0..<settings.cycles {
+            buffer.reset()
+            try CPUProfile.start(writingTo: buffer, rate: settings.rate, options: settings.options)
+            burnThreadCPU(200_000)
+            if cycle == settings.cycles / 2 { duringRun = ResourceCounts.current() }
+            samples += try CPUProfile.stop()?.samples ?? 0
+        }
+        churning.store(false, ordering: .releasing)
+        while !churner.isFinished { usleep(1000) }
+        usleep(50_000)
+        let final = ResourceCounts.current()
+        printJSON([
+            "cycles": settings.cycles,
+            "threadBatches": churnCount.load(ordering: .relaxed),
+            "samples": samples,
+            "baseline": baseline.dictionary, "duringRun": duringRun.dictionary, "final": final.dictionary,
+        ])
+    }
+
+    struct ResourceCounts {
+        var fds: Int
+        var threads: Int
+        var timers: Int
+
+        static func current() -> ResourceCounts {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? -1
+            let timerText = (try? String(contentsOfFile: "/proc/self/timers", encoding: .utf8)) ?? ""
+            let timers = timerText.split(separator: "\n").filter { $0.hasPrefix("ID:") }.count
+            return ResourceCounts(fds: fds, threads: threads, timers: timers)
+        }
+
+        var dictionary: [String: Int] { ["fds": fds, "threads": threads, "timers": timers] }
+    }
+
+    // MARK: - Support
+
+    /// Runs `count` threads (plain pthreads) and returns the CPU time each used.
+    static func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) -> [Int64] {
+        let results = Mutex<[Int64]>(Array(repeating: 0, count: count))
+        var threads: [pthread_t] = []
+        for index in 0..<count {
+            let work: () -> Void = {
+                body(index)
+                let used = threadCPUNanos()
+                results.withLock { $0[index] = used }
+            }
+            let box = Unmanaged.passRetained(WorkBox(work)).toOpaque()
+            var thread = pthread_t()
+            let created = pthread_create(
+                &thread,
+                nil,
+                { context in
+                    Unmanaged<WorkBox>.fromOpaque(context!).takeRetainedValue().work()
+                    return nil
+                },
+                box
+            )
+            precondition(created == 0, "pthread_create failed")
+            threads.append(thread)
+        }
+        for thread in threads { pthread_join(thread, nil) }
+        return results.withLock { $0 }
+    }
+
+    final class WorkBox {
+        let work: () -> Void
+        init(_ work: @escaping () -> Void) { self.work = work }
+    }
+
+    static func createFile(_ path: String) throws -> FileHandle {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw ScenarioError.usage("cannot create \(path)")
+        }
+        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+    }
+
+    static func printJSON(_ object: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+enum ProcessThreadID {
+    static var current: Int32 { pp_gettid() }
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+func threadCPUNanos() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+func processCPUNanos() -> (total: Int64, user: Int64) {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    let user = Int64(usage.ru_utime.tv_sec) * 1_000_000_000 + Int64(usage.ru_utime.tv_usec) * 1000
+    let system = Int64(usage.ru_stime.tv_sec) * 1_000_000_000 + Int64(usage.ru_stime.tv_usec) * 1000
+    return (user + system, user)
+}
+
+@inline(never)
+func blackHole(_ value: UInt64) {
+    if value == 0x5eed_5eed_5eed_5eed { print("") }
+}

@@ -24,6 +24,10 @@ struct pp_cpu_state {
     uint32_t listeners_inflight;
     uint32_t perf_fds_open;
 
+    // ITIMER engine: process CPU time when the timer was armed, and sampling periods credited since.
+    int64_t process_cpu_origin_ns;
+    uint64_t process_periods_credited;
+
     pp_cpu_counters counters;  // updated with atomic adds
 };
 
@@ -49,6 +53,9 @@ static inline int pp_cpu_bit_clear(uint64_t *bits, int index) {
 
 // A uniformly random first expiry in (0, period] (lock-free; safe in hooks and handlers).
 int64_t pp_cpu_random_first_period(int64_t period_ns);
+
+// The process's CPU time (CLOCK_PROCESS_CPUTIME_ID) in nanoseconds, by raw system call.
+int64_t pp_cpu_process_cpu_ns(void);
 
 // cpu_sources.c: the thread-start listener and the claim table, set up by pp_cpu_begin.
 int pp_cpu_sources_prepare(void);

@@ -2,7 +2,7 @@
 //
 // Runs in the signal handler (async-signal-safe: no allocation, no locks but try-locks, raw system
 // calls only, errno saved): cpu_signal_handler and everything it calls — accept_signal,
-// record_sample, choose_stripe, and pp_cpu_random_first_period. Everything else here runs on
+// process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost. Everything else here runs on
 // ordinary threads (start, stop, the reader's drain).
 #include <errno.h>
 #include <linux/perf_event.h>
@@ -173,6 +173,28 @@ static void record_sample(const pp_regs *regs, uint64_t weight) {
 
 // ---- The handler --------------------------------------------------------------------------------
 
+int64_t pp_cpu_process_cpu_ns(void) {
+    struct timespec now;
+    if (pp_syscall2(SYS_clock_gettime, CLOCK_PROCESS_CPUTIME_ID, &now) != 0) return -1;
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+// The process timer fires at most once per kernel tick and reports no overruns, so a signal
+// stands for all the process CPU time used since the previous one: credit the periods elapsed.
+static uint64_t process_timer_weight(void) {
+    int64_t now = pp_cpu_process_cpu_ns();
+    if (now < 0) return 1;
+    int64_t elapsed = now - pp_cpu.process_cpu_origin_ns;
+    uint64_t due = elapsed > 0 ? (uint64_t)(elapsed / pp_cpu.period_ns) : 0;
+    uint64_t credited = __atomic_load_n(&pp_cpu.process_periods_credited, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t next = due > credited ? due : credited + 1;
+        if (__atomic_compare_exchange_n(&pp_cpu.process_periods_credited, &credited, next, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            return next - credited;
+    }
+}
+
 // Decides whether a signal is one of ours and what it weighs; 0 means "not ours, ignore".
 // Each engine accepts only its own si_code, so one mechanism's signal is never counted twice and
 // a stray kill(SIGPROF) from outside is never a sample. Sets *refresh_fd for a perf signal.
@@ -197,7 +219,7 @@ static uint64_t accept_signal(const siginfo_t *info, int *refresh_fd) {
         }
         return 0;
     case PP_CPU_ENGINE_ITIMER:
-        return code == SI_KERNEL ? 1 : 0;
+        return code == SI_KERNEL ? process_timer_weight() : 0;
     case PP_CPU_ENGINE_MANUAL:
         return code == SI_TKILL ? 1 : 0;
     default:

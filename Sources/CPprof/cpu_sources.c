@@ -363,6 +363,8 @@ static int set_process_timer(int64_t period_ns, int64_t first_ns) {
 }
 
 int pp_cpu_arm_process_timer(void) {
+    pp_cpu.process_cpu_origin_ns = pp_cpu_process_cpu_ns();
+    __atomic_store_n(&pp_cpu.process_periods_credited, 0, __ATOMIC_RELAXED);
     return set_process_timer(pp_cpu.period_ns, pp_cpu_random_first_period(pp_cpu.period_ns));
 }
 

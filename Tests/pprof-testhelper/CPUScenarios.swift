@@ -308,3 +308,102 @@ func processCPUNanos() -> (total: Int64, user: Int64) {
 func blackHole(_ value: UInt64) {
     if value == 0x5eed_5eed_5eed_5eed { print("") }
 }
+
+// MARK: - Stacks through code without frame pointers, and async callers (need the full walker).
+
+extension CPUScenarios {
+    /// A thread that spends its time in libc's memcpy (no frame pointers in Debian's glibc).
+    static func memcpy(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        _ = runThreads(1) { _ in copyLargeBuffers(seconds: settings.seconds) }
+        try CPUProfile.stop()
+        try file.close()
+        printJSON(["engine": settings.engine?.rawValue ?? "auto"])
+    }
+
+    @inline(never)
+    static func copyLargeBuffers(seconds: Double) {
+        let size = 32 << 20
+        let source = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        let destination = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
+        defer {
+            source.deallocate()
+            destination.deallocate()
+        }
+        source.initializeMemory(as: UInt8.self, repeating: 1, count: size)
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            Glibc.memcpy(destination, source, size)
+        }
+    }
+
+    /// A thread that sorts with libc's qsort and a Swift comparator.
+    static func qsort(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        _ = runThreads(1) { _ in sortWithQsort(seconds: settings.seconds) }
+        try CPUProfile.stop()
+        try file.close()
+        printJSON(["engine": settings.engine?.rawValue ?? "auto"])
+    }
+
+    @inline(never)
+    static func sortWithQsort(seconds: Double) {
+        var values = (0..<200_000).map { UInt64($0) &* 0x9e37_79b9_7f4a_7c15 }
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            values.shuffle()
+            values.withUnsafeMutableBufferPointer { buffer in
+                Glibc.qsort(buffer.baseAddress!, buffer.count, MemoryLayout<UInt64>.stride) { a, b in
+                    let left = a!.load(as: UInt64.self)
+                    let right = b!.load(as: UInt64.self)
+                    return left < right ? -1 : (left > right ? 1 : 0)
+                }
+            }
+        }
+    }
+
+    /// An async chain outer -> middle -> inner that burns CPU in inner after an await.
+    static func asyncChain(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let done = DispatchSemaphore(value: 0)
+        let seconds = settings.seconds
+        Task.detached {
+            await asyncOuter(seconds: seconds)
+            done.signal()
+        }
+        done.wait()
+        try CPUProfile.stop()
+        try file.close()
+        printJSON(["engine": settings.engine?.rawValue ?? "auto"])
+    }
+
+    @inline(never)
+    static func asyncOuter(seconds: Double) async {
+        await asyncMiddle(seconds: seconds)
+        blackHole(1)
+    }
+
+    @inline(never)
+    static func asyncMiddle(seconds: Double) async {
+        await asyncInner(seconds: seconds)
+        blackHole(2)
+    }
+
+    @inline(never)
+    static func asyncInner(seconds: Double) async {
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            // Suspend now and then, so the burning resumes from an async context each time.
+            await Task.yield()
+            var x: UInt64 = 11
+            for i in 0..<200_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+            blackHole(x)
+        }
+    }
+}

@@ -12,6 +12,9 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,
     "cpu-cycles": CPUScenarios.cycles,
+    "cpu-memcpy": CPUScenarios.memcpy,
+    "cpu-qsort": CPUScenarios.qsort,
+    "cpu-async": CPUScenarios.asyncChain,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

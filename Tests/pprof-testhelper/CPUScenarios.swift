@@ -33,6 +33,7 @@ enum CPUScenarios {
                 case "seconds": seconds = Double(parts[1]) ?? seconds
                 case "threads": threads = Int(parts[1]) ?? threads
                 case "cycles": cycles = Int(parts[1]) ?? cycles
+                case "announce": break
                 default: throw ScenarioError.usage("unknown argument \(argument)")
                 }
             }
@@ -178,6 +179,35 @@ enum CPUScenarios {
         blackHole(x)
     }
 
+    // MARK: - Short-lived threads, armed when they start (as the pthread_create hook does).
+
+    static func shortThreads(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let announce = arguments.contains("announce=1")
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let summaryThreads = Mutex<[Int64]>([])
+        for _ in 0..<settings.threads / 2 {
+            let used = runThreads(2) { _ in
+                // What PprofHooks' pthread_create hook does before the start routine runs.
+                if announce { pp_thread_events_notify_start() }
+                shortThreadEntry(nanos: 4_000_000)
+            }
+            summaryThreads.withLock { $0.append(contentsOf: used) }
+        }
+        let summary = try CPUProfile.stop()
+        try file.close()
+        printJSON([
+            "threadCPUNanos": summaryThreads.withLock { $0 },
+            "threadsSampled": summary?.threadsSampled ?? -1,
+        ])
+    }
+
+    @inline(never)
+    static func shortThreadEntry(nanos: Int64) {
+        burnThreadCPU(nanos)
+    }
+
     // MARK: - Start/stop cycles while threads come and go: nothing may leak.
 
     static func cycles(_ arguments: [String]) throws {
@@ -317,10 +347,14 @@ extension CPUScenarios {
         let settings = try Settings(arguments)
         let file = try createFile(settings.path)
         try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
-        _ = runThreads(1) { _ in copyLargeBuffers(seconds: settings.seconds) }
+        let tid = Atomic<Int32>(0)
+        _ = runThreads(1) { _ in
+            tid.store(ProcessThreadID.current, ordering: .relaxed)
+            copyLargeBuffers(seconds: settings.seconds)
+        }
         try CPUProfile.stop()
         try file.close()
-        printJSON(["engine": settings.engine?.rawValue ?? "auto"])
+        printJSON(["tid": Int(tid.load(ordering: .relaxed))])
     }
 
     @inline(never)
@@ -344,10 +378,14 @@ extension CPUScenarios {
         let settings = try Settings(arguments)
         let file = try createFile(settings.path)
         try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
-        _ = runThreads(1) { _ in sortWithQsort(seconds: settings.seconds) }
+        let tid = Atomic<Int32>(0)
+        _ = runThreads(1) { _ in
+            tid.store(ProcessThreadID.current, ordering: .relaxed)
+            sortWithQsort(seconds: settings.seconds)
+        }
         try CPUProfile.stop()
         try file.close()
-        printJSON(["engine": settings.engine?.rawValue ?? "auto"])
+        printJSON(["tid": Int(tid.load(ordering: .relaxed))])
     }
 
     @inline(never)

@@ -12,6 +12,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,
     "cpu-cycles": CPUScenarios.cycles,
+    "cpu-short-threads": CPUScenarios.shortThreads,
     "cpu-memcpy": CPUScenarios.memcpy,
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,

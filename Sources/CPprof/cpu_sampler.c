@@ -113,7 +113,7 @@ static void count_lost(struct stripe *s, uint64_t weight) {
 }
 
 // Walks the interrupted stack straight into a ring. Async-signal-safe.
-static void record_sample(const pp_regs *regs, uint64_t weight) {
+static void record_sample(const pp_regs *regs, uint64_t weight, int unwind) {
     struct storage *rings = storage;
     unsigned first = choose_stripe(regs->sp);
     struct stripe *s = NULL;
@@ -159,7 +159,7 @@ static void record_sample(const pp_regs *regs, uint64_t weight) {
         stack = (uintptr_t *)(words + header_words + thread_words);
     }
     unsigned unwind_flags = 0;
-    int count = pp_unwind(regs, PP_UNWIND_FROM_SIGNAL, stack, PP_CPU_MAX_FRAMES, &unwind_flags);
+    int count = unwind ? pp_unwind(regs, PP_UNWIND_FROM_SIGNAL, stack, PP_CPU_MAX_FRAMES, &unwind_flags) : 0;
     if (count < 0) count = 0;
     record->words = (uint16_t)((uintptr_t *)stack - (uintptr_t *)words + count);
     record->unwind_flags = (uint8_t)unwind_flags;
@@ -235,10 +235,13 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
         uint64_t weight = accept_signal(info, &refresh_fd);
         if (weight == 0) {
             __atomic_add_fetch(&pp_cpu.counters.foreign_signals, 1, __ATOMIC_RELAXED);
-        } else if (!__atomic_load_n(&pp_cpu.bypass, __ATOMIC_RELAXED)) {
-            pp_regs regs;
-            pp_regs_from_ucontext(context, &regs);
-            record_sample(&regs, weight);
+        } else {
+            int bypass = __atomic_load_n(&pp_cpu.bypass, __ATOMIC_RELAXED);
+            if (bypass != PP_CPU_BYPASS_ALL) {
+                pp_regs regs;
+                pp_regs_from_ucontext(context, &regs);
+                record_sample(&regs, weight, bypass != PP_CPU_BYPASS_UNWIND);
+            }
         }
         if (refresh_fd >= 0) {
             // The first period was random; from now on use the real one.
@@ -352,7 +355,7 @@ int pp_cpu_end(int wait_ms) {
 
 void pp_cpu_name_current_thread(const char *name) { pp_syscall2(SYS_prctl, PR_SET_NAME, name); }
 
-void pp_cpu_set_handler_bypass(int bypass) { __atomic_store_n(&pp_cpu.bypass, bypass != 0, __ATOMIC_RELAXED); }
+void pp_cpu_set_handler_bypass(int bypass) { __atomic_store_n(&pp_cpu.bypass, bypass, __ATOMIC_RELAXED); }
 
 // ---- The reader ---------------------------------------------------------------------------------
 

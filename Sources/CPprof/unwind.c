@@ -48,7 +48,10 @@ int pp_unwind(const pp_regs *regs, unsigned flags, uintptr_t *pcs, int max, unsi
         }
         uintptr_t page = fp & ~(uintptr_t)4095;
         if (page != checked_page) {
-            if (!page_is_readable(fp) || !page_is_readable(fp + sizeof(uintptr_t))) {
+            // The record's second word is on the same page unless the first ends one.
+            uintptr_t last = fp + sizeof(uintptr_t);
+            if (!page_is_readable(fp) ||
+                ((last & ~(uintptr_t)4095) != page && !page_is_readable(last))) {
                 result |= PP_STACK_INCOMPLETE;
                 break;
             }

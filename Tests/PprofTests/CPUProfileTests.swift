@@ -46,10 +46,13 @@ struct CPUProfileTests {
         print("\(engine) \(rate) Hz: sampled \(sampled / 1e9) s, rusage \(rusage / 1e9) s")
         #expect(abs(sampled - rusage) <= 0.05 * rusage, "sampled \(sampled) ns vs rusage \(rusage) ns")
 
-        let burning = run.profile.samples.filter { run.profile.functionNames(of: $0).contains { $0.contains("burnUntil") } }
-        #expect(!burning.isEmpty)
+        let busyThreads = Set((run.json["tids"] as! [Int]).map(String.init))
+        let busySamples = run.profile.samples.filter { sample in
+            sample.labels.contains { $0.key == "thread_id" && busyThreads.contains($0.string ?? "") }
+        }
+        #expect(busySamples.contains { run.profile.functionNames(of: $0).contains { $0.contains("burnUntil") } })
         if engine == .perfEvent && rate == 1000 {
-            let samples = Double(burning.reduce(0) { $0 + $1.values[0] })
+            let samples = Double(busySamples.reduce(0) { $0 + $1.values[0] })
             let busySeconds = Double((run.json["threadCPUNanos"] as! [Int]).reduce(0, +)) / 1e9
             print("perf_event 1000 Hz: \(samples / busySeconds) samples per busy thread-CPU-second")
             #expect(samples / busySeconds >= 900)

@@ -59,7 +59,9 @@ enum CPUScenarios {
         let engine = CPUProfile.engine
         let before = processCPUNanos()
         let deadline = monotonicSeconds() + settings.seconds
+        let tids = Mutex<[Int]>([])
         let threadCPU = runThreads(settings.threads) { _ in
+            tids.withLock { $0.append(Int(ProcessThreadID.current)) }
             burnUntil(deadline)
         }
         let after = processCPUNanos()
@@ -70,6 +72,7 @@ enum CPUScenarios {
             "processCPUNanos": after.total - before.total,
             "processUserNanos": after.user - before.user,
             "threadCPUNanos": threadCPU,
+            "tids": tids.withLock { $0 },
             "samples": summary?.samples ?? -1,
             "lostSamples": summary?.lostSamples ?? -1,
             "threadsSampled": summary?.threadsSampled ?? -1,

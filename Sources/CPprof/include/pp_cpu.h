@@ -142,8 +142,13 @@ void pp_cpu_read_counters(pp_cpu_counters *out);
 // Names the calling thread (at most 15 bytes are kept), for the reader thread.
 void pp_cpu_name_current_thread(const char *name);
 
-// Benchmarks: with `bypass` set the handler returns right after filtering a signal, so that
-// signal delivery can be timed with and without the handler's work.
+// Benchmarks: how much of its work the handler skips, so that signal delivery can be timed with
+// and without it. PP_CPU_BYPASS_NONE in production.
+enum {
+    PP_CPU_BYPASS_NONE = 0,
+    PP_CPU_BYPASS_ALL = 1,     // return right after accepting the signal
+    PP_CPU_BYPASS_UNWIND = 2,  // record the sample with an empty stack
+};
 void pp_cpu_set_handler_bypass(int bypass);
 
 #endif

@@ -5,6 +5,7 @@
 // process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost. Everything else here runs on
 // ordinary threads (start, stop, the reader's drain).
 #include <errno.h>
+#include <pthread.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stddef.h>
@@ -307,7 +308,22 @@ static void bind_handler_calls(void) {
     (void)pp_unwind(&regs, 0, stack, 4, &flags);
 }
 
+// In the child of a fork only the forking thread exists, with no timers and no reader: forget the
+// parent's run (its perf fds stay open in the child until exec; they signal only the parent).
+static void forget_run_after_fork(void) {
+    pp_thread_events_set_start_listener(NULL);
+    __atomic_store_n(&pp_cpu.running, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pp_cpu.handlers_inflight, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&pp_cpu.listeners_inflight, 0, __ATOMIC_SEQ_CST);
+    if (storage) storage_retired = 1;
+}
+
 int pp_cpu_begin(const pp_cpu_config *config) {
+    static int fork_handler_installed;
+    if (!fork_handler_installed) {
+        pthread_atfork(NULL, NULL, forget_run_after_fork);
+        fork_handler_installed = 1;
+    }
     if (__atomic_load_n(&pp_cpu.running, __ATOMIC_SEQ_CST)) return -EBUSY;
     if (config->period_ns <= 0 || config->signo <= 0) return -EINVAL;
     int result = prepare_storage(config->ring_words);

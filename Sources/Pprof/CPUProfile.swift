@@ -91,10 +91,14 @@ public enum CPUProfile {
         }
         if CPUSession.isReaderThread { throw PprofError.cpuProfilingAlreadyInUse }
         try lifecycle.withLock { current in
+            if let session = current, session.ownerProcess != getpid() {
+                current = nil  // inherited through fork(): it runs in the parent only
+            }
             guard current == nil else { throw PprofError.cpuProfilingAlreadyInUse }
             let session = try CPUSession.start(sink: sink, rate: rate, options: options)
             current = session
             runningEngine.store(session.engine.cValue, ordering: .releasing)
+            runningProcess.store(getpid(), ordering: .releasing)
         }
     }
 
@@ -112,16 +116,18 @@ public enum CPUProfile {
         return try lifecycle.withLock { current in
             guard let session = current else { return nil }
             current = nil
+            if session.ownerProcess != getpid() { return nil }  // inherited through fork()
             defer { runningEngine.store(0, ordering: .releasing) }
             return try session.finish()
         }
     }
 
     /// Whether a CPU profile is running.
-    public static var isRunning: Bool { runningEngine.load(ordering: .acquiring) != 0 }
+    public static var isRunning: Bool { engine != nil }
 
     /// The engine of the running profile, `nil` when none runs.
     public static var engine: Engine? {
+        guard runningProcess.load(ordering: .acquiring) == getpid() else { return nil }
         switch runningEngine.load(ordering: .acquiring) {
         case Int32(PP_CPU_ENGINE_PERF): return .perfEvent
         case Int32(PP_CPU_ENGINE_TIMER): return .threadTimer
@@ -132,4 +138,5 @@ public enum CPUProfile {
 
     private static let lifecycle = Mutex<CPUSession?>(nil)
     private static let runningEngine = Atomic<Int32>(0)
+    private static let runningProcess = Atomic<Int32>(0)
 }

@@ -14,6 +14,8 @@ final class CPUSession: @unchecked Sendable {
     let signal: Int32
     let rate: Int
     let periodNanos: Int64
+    /// The process that started the session (a forked child inherits the object, not the run).
+    let ownerProcess = getpid()
     private let sink: any ProfileSink
     private let options: CPUProfile.Options
     private let startUnixNanos: Int64

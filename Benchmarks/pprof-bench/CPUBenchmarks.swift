@@ -11,9 +11,25 @@ import Synchronization
 /// 3. samples and drops with 64 busy threads at 1000 Hz.
 enum CPUBenchmarks {
     static func run() throws {
+        try idleCost()
         try throughput()
         try handlerCost()
         try manyThreads()
+    }
+
+    // MARK: - Idle cost: the reader thread's rescans and drains when nothing runs
+
+    static func idleCost(seconds: Double = 3) throws {
+        var before = processCPUSeconds()
+        Thread.sleep(forTimeInterval: seconds)
+        let off = processCPUSeconds() - before
+        try CPUProfile.start(writingTo: ProfileBuffer())
+        before = processCPUSeconds()
+        Thread.sleep(forTimeInterval: seconds)
+        let on = processCPUSeconds() - before
+        try CPUProfile.stop()
+        print("idle process, \(seconds) s: CPU \(format(off * 1000)) ms unprofiled, \(format(on * 1000)) ms profiled "
+            + "(\(format((on - off) / seconds * 100))% of a core)")
     }
 
     // MARK: - Throughput

@@ -27,6 +27,7 @@ final class CPUSession: @unchecked Sendable {
     private var reader: pthread_t?
 
     // Reader-thread state.
+    private var threadDirectory = ProcessThreads.Directory()
     private var threads: [Int32: TrackedThread] = [:]
     private var armedByPerf = 0
     private var armedByTimer = 0
@@ -36,8 +37,10 @@ final class CPUSession: @unchecked Sendable {
     private var outcome: Result<CPUProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
 
     /// How often the reader looks for new and exited threads, drains the rings, and re-checks the
-    /// start times of known threads (tid reuse).
-    static let rescanInterval: Int64 = 20_000_000
+    /// start times of known threads (tid reuse). With PprofHooks linked, new threads arm
+    /// themselves as they start, and the rescan only picks up threads created without
+    /// pthread_create and releases exited threads' sources.
+    static var rescanInterval: Int64 { pp_thread_events_hooked() != 0 ? 100_000_000 : 20_000_000 }
     static let drainInterval: Int64 = 100_000_000
     static let verifyInterval: Int64 = 1_000_000_000
     /// How long `stop` waits for signal handlers in flight to finish.
@@ -197,10 +200,11 @@ final class CPUSession: @unchecked Sendable {
         }
         ready.signal()
 
+        let rescanInterval = CPUSession.rescanInterval
         var nextDrain = monotonicNanos() + CPUSession.drainInterval
         var nextVerify = monotonicNanos() + CPUSession.verifyInterval
         while !stopRequested.load(ordering: .acquiring) {
-            _ = wake.wait(timeout: .now() + .nanoseconds(Int(CPUSession.rescanInterval)))
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(rescanInterval)))
             if stopRequested.load(ordering: .acquiring) { break }
             let now = monotonicNanos()
             if perThreadSources {
@@ -223,7 +227,7 @@ final class CPUSession: @unchecked Sendable {
     /// notices a tid that was reused by a new thread.
     private func rescan(verifyStartTimes: Bool) {
         adoptStartedThreads()
-        let live = ProcessThreads.list()
+        guard let live = threadDirectory?.list(), !live.isEmpty else { return }
         let liveSet = Set(live)
         for tid in threads.keys where !liveSet.contains(tid) {
             retire(tid)
@@ -349,6 +353,7 @@ final class CPUSession: @unchecked Sendable {
         adoptStartedThreads()
         for tid in Array(threads.keys) { pp_cpu_release_source(&threads[tid]!.source) }
         threads.removeAll()
+        threadDirectory = nil
         drain()
 
         var counters = pp_cpu_counters()

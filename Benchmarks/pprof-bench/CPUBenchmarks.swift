@@ -28,8 +28,10 @@ enum CPUBenchmarks {
         Thread.sleep(forTimeInterval: seconds)
         let on = processCPUSeconds() - before
         try CPUProfile.stop()
-        print("idle process, \(seconds) s: CPU \(format(off * 1000)) ms unprofiled, \(format(on * 1000)) ms profiled "
-            + "(\(format((on - off) / seconds * 100))% of a core)")
+        print(
+            "idle process, \(seconds) s: CPU \(format(off * 1000)) ms unprofiled, \(format(on * 1000)) ms profiled "
+                + "(\(format((on - off) / seconds * 100))% of a core)"
+        )
     }
 
     // MARK: - Throughput
@@ -149,9 +151,13 @@ enum CPUBenchmarks {
         var counters = pp_cpu_counters()
         pp_cpu_read_counters(&counters)
         let (nanos, frames) = result.withLock { $0 }
-        print("handler cost (self-sent signal, \(Int(frames))-frame stack, \(signals) signals per mode, medians of 10):")
+        print(
+            "handler cost (self-sent signal, \(Int(frames))-frame stack, \(signals) signals per mode, medians of 10):"
+        )
         for (index, mode) in modes.enumerated() {
-            print("  \(mode.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \(format(nanos[index])) ns per signal")
+            print(
+                "  \(mode.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \(format(nanos[index])) ns per signal"
+            )
         }
         print("  handler work beyond delivery:      \(format(nanos[2] - nanos[0])) ns per sample")
         print("    of which the stack walk:         \(format(nanos[2] - nanos[1])) ns")

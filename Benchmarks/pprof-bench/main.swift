@@ -4,7 +4,7 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("cpu", CPUBenchmarks.run),
+    ("cpu", CPUBenchmarks.run)
 ]
 
 let selected = CommandLine.arguments.dropFirst()

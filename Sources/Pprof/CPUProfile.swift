@@ -87,7 +87,9 @@ public enum CPUProfile {
     ///   `PprofError.unavailable` if no sampling engine or signal can be used.
     public static func start(writingTo sink: some ProfileSink, rate: Int = 100, options: Options = Options()) throws {
         guard rateRange.contains(rate) else {
-            throw PprofError.invalidArgument("CPU profile rate \(rate) Hz is outside \(rateRange.lowerBound)…\(rateRange.upperBound)")
+            throw PprofError.invalidArgument(
+                "CPU profile rate \(rate) Hz is outside \(rateRange.lowerBound)…\(rateRange.upperBound)"
+            )
         }
         if CPUSession.isReaderThread { throw PprofError.cpuProfilingAlreadyInUse }
         try lifecycle.withLock { current in

@@ -75,7 +75,10 @@ struct CPUProfileTests {
     /// CPU-time clock): each function's share of the samples is within ±3 points of its measured
     /// share, and ≥ 99% of those samples carry the chain up to the thread's entry function.
     private func checkShares(engine: CPUProfile.Engine, rate: Int, seconds: Int) throws {
-        let run = try CPUTestSupport.run("cpu-shares", ["rate=\(rate)", "engine=\(engine.rawValue)", "seconds=\(seconds)"])
+        let run = try CPUTestSupport.run(
+            "cpu-shares",
+            ["rate=\(rate)", "engine=\(engine.rawValue)", "seconds=\(seconds)"]
+        )
         let spent = (run.json["spentNanos"] as! [Int]).map(Double.init)
         let functions = ["shareFifty", "shareThirty", "shareTwenty"]
         var sampled = [0.0, 0.0, 0.0]
@@ -87,7 +90,9 @@ struct CPUProfileTests {
             else { continue }
             sampled[index] += Double(sample.values[1])
             samplesInFunctions += Double(sample.values[0])
-            if names.contains(where: { $0.contains("sharesWorkerEntry") }) { samplesWithEntry += Double(sample.values[0]) }
+            if names.contains(where: { $0.contains("sharesWorkerEntry") }) {
+                samplesWithEntry += Double(sample.values[0])
+            }
         }
         let truthTotal = spent.reduce(0, +)
         let sampledTotal = sampled.reduce(0, +)
@@ -143,12 +148,17 @@ struct CPUProfileTests {
     /// fewer than half of them).
     @Test(.enabled(if: CPUTestSupport.perfEventAvailable))
     func shortLivedThreadsAreSampledFromTheirStart() throws {
-        let run = try CPUTestSupport.run("cpu-short-threads", ["rate=1000", "engine=perfEvent", "threads=200", "announce=1"])
+        let run = try CPUTestSupport.run(
+            "cpu-short-threads",
+            ["rate=1000", "engine=perfEvent", "threads=200", "announce=1"]
+        )
         #expect(run.json["threadsSampled"] as! Int >= 200)
         let burned = Double((run.json["threadCPUNanos"] as! [Int]).reduce(0, +))
         let sampled = Double(
-            run.profile.samples.filter { run.profile.functionNames(of: $0).contains { $0.contains("shortThreadEntry") } }
-                .reduce(0) { $0 + $1.values[1] }
+            run.profile.samples.filter {
+                run.profile.functionNames(of: $0).contains { $0.contains("shortThreadEntry") }
+            }
+            .reduce(0) { $0 + $1.values[1] }
         )
         print("short threads: sampled \(sampled / 1e9) s of \(burned / 1e9) s")
         #expect(sampled >= 0.85 * burned && sampled <= 1.15 * burned)
@@ -212,7 +222,11 @@ struct CPUProfileTests {
             #expect(!CPUProfile.isRunning)
             #expect(summary.samples > 0)
             let profile = IndexedProfile(try ProfileData(decoding: buffer.bytes))
-            #expect(profile.samples.contains { profile.functionNames(of: $0).contains { $0.contains("CPUTestSupport.burn") } })
+            #expect(
+                profile.samples.contains {
+                    profile.functionNames(of: $0).contains { $0.contains("CPUTestSupport.burn") }
+                }
+            )
 
             // A failing sink: stop throws its error, and the profiler can start again.
             try CPUProfile.start(writingTo: FailingSink(), rate: 100)
@@ -277,7 +291,10 @@ struct CPUProfileTests {
             mapping.contains("libc.so")
         }
         print("memcpy: \(fraction.matching) of \(fraction.total) libc samples show copyLargeBuffers")
-        withKnownIssue("needs the unwinder's .eh_frame tables and leaf-caller recovery (issue 3 item 4)", isIntermittent: true) {
+        withKnownIssue(
+            "needs the unwinder's .eh_frame tables and leaf-caller recovery (issue 3 item 4)",
+            isIntermittent: true
+        ) {
             #expect(fraction.total > 100)
             #expect(Double(fraction.matching) >= 0.95 * Double(fraction.total))
         }
@@ -307,7 +324,9 @@ struct CPUProfileTests {
             let names = run.profile.functionNames(of: sample)
             guard names.contains(where: { $0.contains("asyncInner") }) else { continue }
             inner += Int(sample.values[0])
-            if names.contains(where: { $0.contains("asyncMiddle") }) && names.contains(where: { $0.contains("asyncOuter") }) {
+            if names.contains(where: { $0.contains("asyncMiddle") })
+                && names.contains(where: { $0.contains("asyncOuter") })
+            {
                 complete += Int(sample.values[0])
             }
         }
@@ -378,7 +397,8 @@ enum CPUTestSupport {
         let profile = run.profile
         var total = 0
         var matching = 0
-        for sample in profile.data.samples where sample.labels.contains(where: { $0.key == "thread_id" && $0.string == tid }) {
+        for sample in profile.data.samples
+        where sample.labels.contains(where: { $0.key == "thread_id" && $0.string == tid }) {
             guard let leafID = sample.locationIDs.first, let location = profile.locations[leafID] else { continue }
             let mapping = profile.mappings[location.mappingID]?.filename ?? ""
             guard leaf(location, profile.functionNames(of: location), mapping) else { continue }

@@ -13,7 +13,7 @@ import Synchronization
 /// Arguments after the path are `key=value`: `rate` (Hz), `engine` (`perfEvent`, `threadTimer`,
 /// `processTimer`, or `auto`), `seconds`, `threads`.
 enum CPUScenarios {
-    struct Settings {
+    struct Settings: Sendable {
         var path: String
         var rate = 100
         var engine: CPUProfile.Engine?
@@ -347,17 +347,7 @@ func blackHole(_ value: UInt64) {
 extension CPUScenarios {
     /// A thread that spends its time in libc's memcpy (no frame pointers in Debian's glibc).
     static func memcpy(_ arguments: [String]) throws {
-        let settings = try Settings(arguments)
-        let file = try createFile(settings.path)
-        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
-        let tid = Atomic<Int32>(0)
-        _ = runThreads(1) { _ in
-            tid.store(ProcessThreadID.current, ordering: .relaxed)
-            copyLargeBuffers(seconds: settings.seconds)
-        }
-        try CPUProfile.stop()
-        try file.close()
-        printJSON(["tid": Int(tid.load(ordering: .relaxed))])
+        try profileOneThread(arguments) { settings in copyLargeBuffers(seconds: settings.seconds) }
     }
 
     @inline(never)
@@ -378,13 +368,18 @@ extension CPUScenarios {
 
     /// A thread that sorts with libc's qsort and a Swift comparator.
     static func qsort(_ arguments: [String]) throws {
+        try profileOneThread(arguments) { settings in sortWithQsort(seconds: settings.seconds) }
+    }
+
+    /// Profiles one thread running `body` and prints its tid.
+    static func profileOneThread(_ arguments: [String], _ body: @escaping @Sendable (Settings) -> Void) throws {
         let settings = try Settings(arguments)
         let file = try createFile(settings.path)
         try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
         let tid = Atomic<Int32>(0)
         _ = runThreads(1) { _ in
             tid.store(ProcessThreadID.current, ordering: .relaxed)
-            sortWithQsort(seconds: settings.seconds)
+            body(settings)
         }
         try CPUProfile.stop()
         try file.close()

@@ -88,17 +88,19 @@ enum CPUScenarios {
         blackHole(x)
     }
 
-    // MARK: - Shares: one thread spends ~50/30/20 % of its CPU in three functions.
+    // MARK: - Shares: each thread (`threads`, default 1 here) spends ~50/30/20 % of its CPU in three functions.
 
     static func shares(_ arguments: [String]) throws {
         let settings = try Settings(arguments)
         let file = try createFile(settings.path)
         try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
         let engine = CPUProfile.engine
-        let spent = Mutex<[Int64]>([])
-        _ = runThreads(1) { _ in
+        let spent = Mutex<[Int64]>([0, 0, 0])
+        _ = runThreads(settings.threads) { _ in
             let measured = sharesWorkerEntry(seconds: settings.seconds)
-            spent.withLock { $0 = measured }
+            spent.withLock { total in
+                for index in 0..<3 { total[index] += measured[index] }
+            }
         }
         try CPUProfile.stop()
         try file.close()

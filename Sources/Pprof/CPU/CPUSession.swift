@@ -36,12 +36,15 @@ final class CPUSession: @unchecked Sendable {
     private var aggregator = CPUSampleAggregator()
     private var outcome: Result<CPUProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
 
-    /// How often the reader looks for new and exited threads, drains the rings, and re-checks the
-    /// start times of known threads (tid reuse). With PprofHooks linked, new threads arm
-    /// themselves as they start, and the rescan only picks up threads created without
-    /// pthread_create and releases exited threads' sources.
-    static var rescanInterval: Int64 { pp_thread_events_hooked() != 0 ? 100_000_000 : 20_000_000 }
+    /// How often the reader looks for new and exited threads: every 20 ms after a change, backing
+    /// off to every 100 ms while the set of threads stays the same (a listing of /proc/self/task
+    /// costs tens of microseconds). With PprofHooks linked, new threads arm themselves as they
+    /// start, and the rescan (every 100 ms) only picks up threads created without pthread_create
+    /// and releases the sources of exited ones.
+    static let fastRescanInterval: Int64 = 20_000_000
+    static let slowRescanInterval: Int64 = 100_000_000
     static let drainInterval: Int64 = 100_000_000
+    /// How often the start times of known threads are checked again (a tid reused by a new thread).
     static let verifyInterval: Int64 = 1_000_000_000
     /// How long `stop` waits for signal handlers in flight to finish.
     static let quiesceMilliseconds: Int32 = 2_000
@@ -200,7 +203,9 @@ final class CPUSession: @unchecked Sendable {
         }
         ready.signal()
 
-        let rescanInterval = CPUSession.rescanInterval
+        let hooked = pp_thread_events_hooked() != 0
+        var rescanInterval = hooked ? CPUSession.slowRescanInterval : CPUSession.fastRescanInterval
+        var unchangedRescans = 0
         var nextDrain = monotonicNanos() + CPUSession.drainInterval
         var nextVerify = monotonicNanos() + CPUSession.verifyInterval
         while !stopRequested.load(ordering: .acquiring) {
@@ -210,7 +215,15 @@ final class CPUSession: @unchecked Sendable {
             if perThreadSources {
                 let verify = now >= nextVerify
                 if verify { nextVerify = now + CPUSession.verifyInterval }
-                rescan(verifyStartTimes: verify)
+                if rescan(verifyStartTimes: verify) {
+                    unchangedRescans = 0
+                    if !hooked { rescanInterval = CPUSession.fastRescanInterval }
+                } else {
+                    unchangedRescans += 1
+                    if unchangedRescans >= 5 { rescanInterval = CPUSession.slowRescanInterval }
+                }
+            } else {
+                rescanInterval = CPUSession.drainInterval
             }
             if now >= nextDrain {
                 drain()
@@ -225,16 +238,20 @@ final class CPUSession: @unchecked Sendable {
     /// Brings the armed threads in line with `/proc/self/task`: adopts threads the listener armed,
     /// arms new threads, releases the sources of exited ones, and (every `verifyInterval`)
     /// notices a tid that was reused by a new thread.
-    private func rescan(verifyStartTimes: Bool) {
-        adoptStartedThreads()
-        guard let live = threadDirectory?.list(), !live.isEmpty else { return }
+    /// Returns whether the set of threads changed.
+    @discardableResult
+    private func rescan(verifyStartTimes: Bool) -> Bool {
+        var changed = adoptStartedThreads()
+        guard let live = threadDirectory?.list(), !live.isEmpty else { return changed }
         let liveSet = Set(live)
         for tid in threads.keys where !liveSet.contains(tid) {
             retire(tid)
+            changed = true
         }
         for tid in live {
             guard let tracked = threads[tid] else {
                 discover(tid, startTime: pp_thread_start_time(tid))
+                changed = true
                 continue
             }
             switch tracked.state {
@@ -248,10 +265,12 @@ final class CPUSession: @unchecked Sendable {
                     if startTime != 0 && startTime != tracked.startTime {
                         retire(tid)
                         discover(tid, startTime: startTime)
+                        changed = true
                     }
                 }
             }
         }
+        return changed
     }
 
     private func discover(_ tid: Int32, startTime: UInt64) {
@@ -288,10 +307,13 @@ final class CPUSession: @unchecked Sendable {
         }
     }
 
-    /// Takes over the threads that the thread-start listener armed.
-    private func adoptStartedThreads() {
+    /// Takes over the threads that the thread-start listener armed; returns whether there were any.
+    @discardableResult
+    private func adoptStartedThreads() -> Bool {
+        var adopted = false
         var started = pp_cpu_started_thread()
         while pp_cpu_take_started_thread(&started) != 0 {
+            adopted = true
             if let old = threads[started.tid], old.startTime != started.start_time { retire(started.tid) }
             if started.error == 0 {
                 count(started.source)
@@ -312,6 +334,7 @@ final class CPUSession: @unchecked Sendable {
                 )
             }
         }
+        return adopted
     }
 
     /// Releases the source of an exited (or replaced) thread. No handler can be using it: the

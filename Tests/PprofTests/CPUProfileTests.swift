@@ -174,6 +174,26 @@ struct CPUProfileTests {
         #expect(sampled >= 0.85 * burned && sampled <= 1.15 * burned)
     }
 
+    // MARK: - Signals
+
+    /// With SIGPROF owned by another handler, the per-thread engines sample on a real-time signal
+    /// and leave SIGPROF's handler in place; the SIGPROF-only process timer refuses clearly.
+    @Test func foreignSIGPROFHandlerIsNeverStolen() throws {
+        let engines: [CPUProfile.Engine] =
+            CPUTestSupport.perfEventAvailable ? [.perfEvent, .threadTimer] : [.threadTimer]
+        for engine in engines {
+            let run = try CPUTestSupport.run("cpu-foreign-sigprof", ["engine=\(engine.rawValue)", "seconds=1"])
+            let signal = run.json["signal"] as! Int
+            #expect(signal != Int(SIGPROF) && signal > 32)
+            #expect(run.json["sigprofUntouched"] as? Bool == true)
+            #expect((run.json["processTimerError"] as! String).contains("SIGPROF has another handler"))
+            #expect(run.profile.data.comments.contains { $0.contains("signal real-time signal \(signal)") })
+            #expect(
+                run.profile.samples.contains { run.profile.functionNames(of: $0).contains { $0.contains("burnUntil") } }
+            )
+        }
+    }
+
     // MARK: - Start/stop cycles
 
     @Test func thousandCyclesLeakNothing() throws {

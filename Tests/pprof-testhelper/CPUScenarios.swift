@@ -213,6 +213,45 @@ enum CPUScenarios {
         burnThreadCPU(nanos)
     }
 
+    // MARK: - SIGPROF owned by someone else
+
+    /// Installs a handler of its own on SIGPROF (never triggered), then profiles: the profiler must
+    /// use another signal, leave SIGPROF's handler alone, and refuse the SIGPROF-only engine.
+    static func foreignSIGPROF(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        var foreign = sigaction()
+        foreign.__sigaction_handler.sa_sigaction = { _, _, _ in }
+        foreign.sa_flags = SA_SIGINFO
+        sigaction(SIGPROF, &foreign, nil)
+
+        var processTimerError = ""
+        var options = settings.options
+        options.engine = .processTimer
+        do {
+            try CPUProfile.start(writingTo: ProfileBuffer(), options: options)
+            try CPUProfile.stop()
+        } catch {
+            processTimerError = "\(error)"
+        }
+
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let deadline = monotonicSeconds() + settings.seconds
+        _ = runThreads(2) { _ in burnUntil(deadline) }
+        let summary = try CPUProfile.stop()
+        try file.close()
+
+        var current = sigaction()
+        sigaction(SIGPROF, nil, &current)
+        let untouched =
+            current.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
+            == foreign.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
+        printJSON([
+            "signal": Int(summary?.signal ?? -1), "sigprofUntouched": untouched,
+            "processTimerError": processTimerError, "samples": summary?.samples ?? -1,
+        ])
+    }
+
     // MARK: - Start/stop cycles while threads come and go: nothing may leak.
 
     static func cycles(_ arguments: [String]) throws {

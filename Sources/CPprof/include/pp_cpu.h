@@ -50,8 +50,9 @@ int pp_cpu_claim_signal(int engine);
 int pp_cpu_begin(const pp_cpu_config *config);
 
 // Stops accepting samples and thread starts, then waits (at most `wait_ms`) until no handler or
-// listener is running. Returns 1 if they all finished, 0 on timeout (the rings are then retired,
-// never reused). Call after the threads' sources are quiet, before releasing them.
+// listener is running, and clears the thread claims. Returns 1 if they all finished, 0 on timeout
+// (the rings are then retired: still drainable, never written by a later run). Call after the
+// threads' sources are quiet, before releasing them.
 int pp_cpu_end(int wait_ms);
 
 // A thread's sampling source.

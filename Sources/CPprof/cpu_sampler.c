@@ -181,26 +181,29 @@ int64_t pp_cpu_process_cpu_ns(void) {
 }
 
 // The process timer fires at most once per kernel tick and reports no overruns, so a signal
-// stands for all the process CPU time used since the previous one: credit the periods elapsed.
+// stands for the process CPU time used since the previous one: credit the periods elapsed on the
+// precise clock. (The timer itself runs on tick-sampled CPU time, so a signal may also come a
+// little early and stand for no period at all.)
 static uint64_t process_timer_weight(void) {
     int64_t now = pp_cpu_process_cpu_ns();
     if (now < 0) return 1;
     int64_t elapsed = now - pp_cpu.process_cpu_origin_ns;
     uint64_t due = elapsed > 0 ? (uint64_t)(elapsed / pp_cpu.period_ns) : 0;
     uint64_t credited = __atomic_load_n(&pp_cpu.process_periods_credited, __ATOMIC_RELAXED);
-    for (;;) {
-        uint64_t next = due > credited ? due : credited + 1;
-        if (__atomic_compare_exchange_n(&pp_cpu.process_periods_credited, &credited, next, 1, __ATOMIC_RELAXED,
+    while (due > credited) {
+        if (__atomic_compare_exchange_n(&pp_cpu.process_periods_credited, &credited, due, 1, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED))
-            return next - credited;
+            return due - credited;
     }
+    return 0;
 }
 
-// Decides whether a signal is one of ours and what it weighs; 0 means "not ours, ignore".
+// Decides whether a signal is one of ours (returns 1) and what it weighs (*weight, may be 0).
 // Each engine accepts only its own si_code, so one mechanism's signal is never counted twice and
 // a stray kill(SIGPROF) from outside is never a sample. Sets *refresh_fd for a perf signal.
-static uint64_t accept_signal(const siginfo_t *info, int *refresh_fd) {
+static int accept_signal(const siginfo_t *info, uint64_t *weight, int *refresh_fd) {
     const int code = info->si_code;
+    *weight = 1;
     switch (pp_cpu.engine) {
     case PP_CPU_ENGINE_PERF:
     case PP_CPU_ENGINE_TIMER:
@@ -216,13 +219,16 @@ static uint64_t accept_signal(const siginfo_t *info, int *refresh_fd) {
             // Expirations the kernel merged into this signal (the CPU-time clock is checked on the
             // scheduler tick, so above HZ most expirations arrive as overruns).
             int overrun = info->si_overrun;
-            return 1 + (uint64_t)(overrun > 0 ? overrun : 0);
+            *weight = 1 + (uint64_t)(overrun > 0 ? overrun : 0);
+            return 1;
         }
         return 0;
     case PP_CPU_ENGINE_ITIMER:
-        return code == SI_KERNEL ? process_timer_weight() : 0;
+        if (code != SI_KERNEL) return 0;
+        *weight = process_timer_weight();
+        return 1;
     case PP_CPU_ENGINE_MANUAL:
-        return code == SI_TKILL ? 1 : 0;
+        return code == SI_TKILL;
     default:
         return 0;
     }
@@ -233,8 +239,8 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
     __atomic_add_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pp_cpu.running, __ATOMIC_SEQ_CST) && signo == pp_cpu.signo && info) {
         int refresh_fd = -1;
-        uint64_t weight = accept_signal(info, &refresh_fd);
-        if (weight == 0) {
+        uint64_t weight = 0;
+        if (!accept_signal(info, &weight, &refresh_fd)) {
             __atomic_add_fetch(&pp_cpu.counters.foreign_signals, 1, __ATOMIC_RELAXED);
         } else {
             int bypass = __atomic_load_n(&pp_cpu.bypass, __ATOMIC_RELAXED);
@@ -266,11 +272,17 @@ static void ignore_signal(int signo, siginfo_t *info, void *context) {
 }
 
 int pp_cpu_claim_signal(int engine) {
-    int candidates[1 + 64];
+    int candidates[2 + 64];
     int count = 0;
     candidates[count++] = SIGPROF;
-    // setitimer(ITIMER_PROF) can only raise SIGPROF; the per-thread engines can use any signal.
-    if (engine != PP_CPU_ENGINE_ITIMER) count += pp_signal_realtime_candidates(candidates + count, 64);
+    // setitimer(ITIMER_PROF) can only raise SIGPROF; the per-thread engines can use others.
+    // libdispatch's worker threads (the Swift concurrency pool among them) block every signal
+    // but a few, SIGPROF and SIGURG among them, and every real-time signal: SIGURG (default
+    // action: ignore) comes before those.
+    if (engine != PP_CPU_ENGINE_ITIMER) {
+        candidates[count++] = SIGURG;
+        count += pp_signal_realtime_candidates(candidates + count, 64);
+    }
     int signo = pp_signal_claim(candidates, count, cpu_signal_handler);
     if (signo > 0 && signo != SIGPROF && engine == PP_CPU_ENGINE_PERF) {
         int sigio = SIGIO;

@@ -84,6 +84,39 @@ uint64_t pp_thread_start_time(int tid) {
     return field == 22 ? value : 0;
 }
 
+// Whether thread `tid` blocks `signo` (SigBlk in /proc/self/task/<tid>/status): 1, 0, or -1 if
+// unknown (exited).
+int pp_thread_blocks_signal(int tid, int signo) {
+    if (tid <= 0 || signo <= 0 || signo > 64) return -1;
+    static const char prefix[] = "/proc/self/task/";
+    char path[48];
+    int length = 0;
+    for (const char *p = prefix; *p; p++) path[length++] = *p;
+    length += append_decimal(path + length, (unsigned)tid);
+    for (const char *p = "/status"; *p; p++) path[length++] = *p;
+    path[length] = 0;
+    long fd = pp_syscall4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    char text[4096];
+    long n = pp_syscall3(SYS_read, fd, text, sizeof text);
+    pp_syscall1(SYS_close, fd);
+    static const char key[] = "\nSigBlk:\t";
+    for (long i = 0; i + (long)sizeof key - 1 + 16 <= n; i++) {
+        int match = 1;
+        for (int k = 0; key[k] && match; k++) match = text[i + k] == key[k];
+        if (!match) continue;
+        uint64_t mask = 0;
+        for (long j = i + (long)sizeof key - 1; j < n; j++) {
+            char c = text[j];
+            int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (digit < 0) break;
+            mask = mask << 4 | (uint64_t)digit;
+        }
+        return (int)((mask >> (signo - 1)) & 1);
+    }
+    return -1;
+}
+
 // ---- Claims ---------------------------------------------------------------------------------
 //
 // One 32-bit word per possible tid (pid_max of them, mapped once, pages committed only when

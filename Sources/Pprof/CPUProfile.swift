@@ -31,7 +31,8 @@ public enum CPUProfile {
         /// totals stay right above the tick rate while the sample count does not.
         case threadTimer
         /// One process-wide `setitimer(ITIMER_PROF)`, the fallback: the kernel picks which running
-        /// thread receives each signal, and busy processes on many cores are under-sampled.
+        /// thread receives each signal; each sample is weighted by the process CPU time since the
+        /// previous one, so totals stay right while threads are sampled unevenly.
         case processTimer
 
         public var description: String { rawValue }
@@ -73,7 +74,8 @@ public enum CPUProfile {
         public var lostSamples: Int64
         /// Threads that had a sampling source of their own (0 for `processTimer`).
         public var threadsSampled: Int
-        /// Threads that could not be given one (resource limits); they were not sampled.
+        /// Threads that were not sampled: they could not be given a source (resource limits), or
+        /// they block the profiling signal (the profile's comment says which).
         public var threadsNotSampled: Int
     }
 

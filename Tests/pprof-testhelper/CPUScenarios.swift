@@ -20,6 +20,7 @@ enum CPUScenarios {
         var seconds = 5.0
         var threads = 2
         var cycles = 1000
+        var foreign: String?
 
         init(_ arguments: [String]) throws {
             guard let path = arguments.first else { throw ScenarioError.usage("missing output path") }
@@ -34,6 +35,7 @@ enum CPUScenarios {
                 case "threads": threads = Int(parts[1]) ?? threads
                 case "cycles": cycles = Int(parts[1]) ?? cycles
                 case "announce": break
+                case "foreign": foreign = parts[1]
                 default: throw ScenarioError.usage("unknown argument \(argument)")
                 }
             }
@@ -107,13 +109,14 @@ enum CPUScenarios {
         printJSON(["engine": engine?.rawValue ?? "", "spentNanos": spent.withLock { $0 }])
     }
 
-    /// The thread's entry function: every sample in the three functions must show it.
+    /// The thread's entry function: every sample in the three functions must show it. Runs for
+    /// `seconds` of the thread's CPU time, so a busy machine cannot starve it of samples.
     @inline(never)
     static func sharesWorkerEntry(seconds: Double) -> [Int64] {
         var spent: [Int64] = [0, 0, 0]
         var random = SystemRandomNumberGenerator()
-        let deadline = monotonicSeconds() + seconds
-        while monotonicSeconds() < deadline {
+        let budget = threadCPUNanos() + Int64(seconds * 1e9)
+        while threadCPUNanos() < budget {
             // Random pieces of random length, so no sampling period can alias with the pattern.
             let choice = Int.random(in: 0..<100, using: &random)
             let iterations = Int.random(in: 2_000...40_000, using: &random)
@@ -213,16 +216,23 @@ enum CPUScenarios {
         burnThreadCPU(nanos)
     }
 
-    // MARK: - SIGPROF owned by someone else
+    // MARK: - Signals owned by someone else, and threads that block the profiling signal
 
-    /// Installs a handler of its own on SIGPROF (never triggered), then profiles: the profiler must
-    /// use another signal, leave SIGPROF's handler alone, and refuse the SIGPROF-only engine.
-    static func foreignSIGPROF(_ arguments: [String]) throws {
+    /// Installs handlers of its own (never triggered) on the signals named by `foreign=`
+    /// (`PROF`, `PROF,URG`), then profiles two busy threads and one busy thread that blocks every
+    /// signal: the profiler must use another signal, leave the foreign handlers alone, refuse the
+    /// SIGPROF-only engine, and report the blocking thread instead of losing it silently.
+    static func foreignSignals(_ arguments: [String]) throws {
         let settings = try Settings(arguments)
+        // A child of a libdispatch worker inherits its mask (which blocks real-time signals).
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+        let foreignSignals = (settings.foreign ?? "PROF").split(separator: ",").map { $0 == "URG" ? SIGURG : SIGPROF }
         var foreign = sigaction()
         foreign.__sigaction_handler.sa_sigaction = { _, _, _ in }
         foreign.sa_flags = SA_SIGINFO
-        sigaction(SIGPROF, &foreign, nil)
+        for signal in foreignSignals { sigaction(signal, &foreign, nil) }
 
         var processTimerError = ""
         var options = settings.options
@@ -234,21 +244,44 @@ enum CPUScenarios {
             processTimerError = "\(error)"
         }
 
+        // The blocking thread exists (and blocks) before the profile starts.
+        let go = DispatchSemaphore(value: 0)
+        let ready = DispatchSemaphore(value: 0)
+        let blockerTid = Atomic<Int32>(0)
+        let blocker = Thread {
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_SETMASK, &all, nil)
+            blockerTid.store(ProcessThreadID.current, ordering: .relaxed)
+            ready.signal()
+            go.wait()
+            burnThreadCPU(300_000_000)
+        }
+        blocker.start()
+        ready.wait()
+
         let file = try createFile(settings.path)
         try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        go.signal()
         let deadline = monotonicSeconds() + settings.seconds
         _ = runThreads(2) { _ in burnUntil(deadline) }
+        while !blocker.isFinished { usleep(1000) }
         let summary = try CPUProfile.stop()
         try file.close()
 
-        var current = sigaction()
-        sigaction(SIGPROF, nil, &current)
-        let untouched =
-            current.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
-            == foreign.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
+        var untouched = true
+        for signal in foreignSignals {
+            var current = sigaction()
+            sigaction(signal, nil, &current)
+            untouched =
+                untouched
+                && current.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
+                    == foreign.__sigaction_handler.sa_sigaction.map { unsafeBitCast($0, to: UInt.self) }
+        }
         printJSON([
-            "signal": Int(summary?.signal ?? -1), "sigprofUntouched": untouched,
-            "processTimerError": processTimerError, "samples": summary?.samples ?? -1,
+            "signal": Int(summary?.signal ?? -1), "foreignUntouched": untouched,
+            "processTimerError": processTimerError, "threadsNotSampled": summary?.threadsNotSampled ?? -1,
+            "blockerTid": Int(blockerTid.load(ordering: .relaxed)),
         ])
     }
 

@@ -13,7 +13,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-equal-threads": CPUScenarios.equalThreads,
     "cpu-cycles": CPUScenarios.cycles,
     "cpu-short-threads": CPUScenarios.shortThreads,
-    "cpu-foreign-sigprof": CPUScenarios.foreignSIGPROF,
+    "cpu-foreign-signals": CPUScenarios.foreignSignals,
     "cpu-memcpy": CPUScenarios.memcpy,
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,

@@ -40,8 +40,8 @@ typedef struct pp_cpu_config {
 // Whether `engine` works for the calling thread: 0, or a negative errno. Not for use in a handler.
 int pp_cpu_probe_engine(int engine);
 
-// Installs the handler on a free signal suited to `engine` (SIGPROF first; real-time signals
-// for the per-thread engines). Returns the signal or -1 if every candidate belongs to someone else.
+// Installs the handler on a free signal suited to `engine` (SIGPROF first; then, for the
+// per-thread engines, SIGURG and the real-time signals). Returns the signal or -1 if every candidate belongs to someone else.
 int pp_cpu_claim_signal(int engine);
 
 // Starts sampling with `config`: sets up the rings and arms the signal handler (but no thread
@@ -87,6 +87,10 @@ void pp_cpu_quiet_process_timer(void);
 // since boot), or 0 if it has exited. Uses only raw system calls; safe inside hooks.
 uint64_t pp_thread_start_time(int tid);
 
+// Whether thread `tid` of this process blocks signal `signo`: 1, 0, or -1 if unknown (exited).
+// A thread that blocks the profiling signal is armed but never sampled.
+int pp_thread_blocks_signal(int tid, int signo);
+
 // Claims the arming of the incarnation of `tid` that started at `start_time`, so that the reader's
 // rescan and the thread-start listener never both arm one thread. Returns 1 if the caller now owns
 // it, 0 if it was already claimed, -1 if `tid` is outside the claim table (then nobody races:
@@ -114,7 +118,7 @@ typedef struct pp_cpu_record {
     uint8_t unwind_flags;   // PP_STACK_* result flags of pp_unwind
     uint8_t has_thread;
     uint32_t reserved;
-    uint64_t weight;        // sampling periods this sample stands for (1 + timer overruns)
+    uint64_t weight;        // sampling periods this sample stands for (1 + timer overruns; may be 0)
     uint64_t tag;           // label tag from pp_labels_current()
 } pp_cpu_record;
 

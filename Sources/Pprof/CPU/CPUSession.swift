@@ -32,6 +32,7 @@ final class CPUSession: @unchecked Sendable {
     private var armedByPerf = 0
     private var armedByTimer = 0
     private var notArmed = 0
+    private var blockingSignal = 0
     private var lastArmError: Int32 = 0
     private var aggregator = CPUSampleAggregator()
     private var outcome: Result<CPUProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
@@ -287,7 +288,7 @@ final class CPUSession: @unchecked Sendable {
         var source = pp_cpu_source()
         let result = pp_cpu_arm_thread(tid, &source)
         if result == 0 {
-            count(source)
+            count(source, tid: tid)
             threads[tid] = TrackedThread(startTime: startTime, source: source, state: .armed)
         } else if result == -ESRCH || pp_thread_start_time(tid) != startTime {
             pp_cpu_unclaim_thread(tid, startTime)  // it exited
@@ -299,7 +300,10 @@ final class CPUSession: @unchecked Sendable {
         }
     }
 
-    private func count(_ source: pp_cpu_source) {
+    /// Counts a newly armed thread by source, and notes whether it blocks the profiling signal
+    /// (libdispatch workers block most signals): then it is armed but never sampled.
+    private func count(_ source: pp_cpu_source, tid: Int32) {
+        if pp_thread_blocks_signal(tid, signal) == 1 { blockingSignal += 1 }
         switch source.kind {
         case Int32(PP_CPU_SOURCE_PERF): armedByPerf += 1
         case Int32(PP_CPU_SOURCE_TIMER): armedByTimer += 1
@@ -316,7 +320,7 @@ final class CPUSession: @unchecked Sendable {
             adopted = true
             if let old = threads[started.tid], old.startTime != started.start_time { retire(started.tid) }
             if started.error == 0 {
-                count(started.source)
+                count(started.source, tid: started.tid)
                 threads[started.tid] = TrackedThread(
                     startTime: started.start_time,
                     source: started.source,
@@ -388,7 +392,7 @@ final class CPUSession: @unchecked Sendable {
             samples: aggregator.totalSamples,
             lostSamples: Int64(counters.lost_samples),
             threadsSampled: armedByPerf + armedByTimer,
-            threadsNotSampled: notArmed
+            threadsNotSampled: notArmed + blockingSignal
         )
         let profile = aggregator.build(
             periodNanos: periodNanos,
@@ -414,6 +418,7 @@ final class CPUSession: @unchecked Sendable {
         if perThreadSources {
             var line = "threads: \(armedByPerf) by perf_event, \(armedByTimer) by CPU-time timer"
             if notArmed > 0 { line += "; \(notArmed) not sampled (\(errorName(lastArmError)))" }
+            if blockingSignal > 0 { line += "; \(blockingSignal) not sampled (they block \(signalName(signal)))" }
             lines.append(line)
         } else if lastArmError != 0 {
             lines.append("setitimer failed: \(errorName(lastArmError))")
@@ -445,7 +450,7 @@ func errorName(_ code: Int32) -> String {
 func signalName(_ signal: Int32) -> String {
     switch signal {
     case SIGPROF: return "SIGPROF"
-    case SIGVTALRM: return "SIGVTALRM"
+    case SIGURG: return "SIGURG"
     default: return "real-time signal \(signal)"
     }
 }

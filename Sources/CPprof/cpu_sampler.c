@@ -381,6 +381,19 @@ int pp_cpu_end(int wait_ms) {
     return 0;
 }
 
+__attribute__((noinline)) double pp_cpu_bench_record_here(int iterations, int walk) {
+    ucontext_t context;
+    getcontext(&context);
+    pp_regs regs;
+    pp_regs_from_ucontext(&context, &regs);
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < iterations; i++) record_sample(&regs, 1, walk);
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double nanos = (double)(end.tv_sec - start.tv_sec) * 1e9 + (double)(end.tv_nsec - start.tv_nsec);
+    return iterations > 0 ? nanos / iterations : 0;
+}
+
 void pp_cpu_name_current_thread(const char *name) { pp_syscall2(SYS_prctl, PR_SET_NAME, name); }
 
 void pp_cpu_set_handler_bypass(int bypass) { __atomic_store_n(&pp_cpu.bypass, bypass, __ATOMIC_RELAXED); }

@@ -156,4 +156,9 @@ enum {
 };
 void pp_cpu_set_handler_bypass(int bypass);
 
+// Benchmarks: records `iterations` samples of the calling thread's stack exactly as the handler
+// records one (registers from a ucontext, stack walk if `walk`, ring write) and returns the
+// nanoseconds per sample. Needs a running PP_CPU_ENGINE_MANUAL sampler; drain between calls.
+double pp_cpu_bench_record_here(int iterations, int walk);
+
 #endif

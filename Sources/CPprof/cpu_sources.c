@@ -49,20 +49,27 @@ static int append_decimal(char *out, unsigned value) {
     return n;
 }
 
-uint64_t pp_thread_start_time(int tid) {
-    if (tid <= 0) return 0;
-    static const char prefix[] = "/proc/self/task/";
+// Reads /proc/self/task/<tid>/<leaf> into `text` (raw system calls). Returns the bytes read, or
+// a value <= 0 if the thread has exited.
+static long read_task_file(int tid, const char *leaf, char *text, long size) {
+    if (tid <= 0) return -1;
     char path[48];
     int length = 0;
-    for (const char *p = prefix; *p; p++) path[length++] = *p;
+    for (const char *p = "/proc/self/task/"; *p; p++) path[length++] = *p;
     length += append_decimal(path + length, (unsigned)tid);
-    for (const char *p = "/stat"; *p; p++) path[length++] = *p;
+    path[length++] = '/';
+    for (const char *p = leaf; *p && length < (int)sizeof path - 1; p++) path[length++] = *p;
     path[length] = 0;
     long fd = pp_syscall4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    char text[1024];
-    long n = pp_syscall3(SYS_read, fd, text, sizeof text);
+    if (fd < 0) return fd;
+    long n = pp_syscall3(SYS_read, fd, text, size);
     pp_syscall1(SYS_close, fd);
+    return n;
+}
+
+uint64_t pp_thread_start_time(int tid) {
+    char text[1024];
+    long n = read_task_file(tid, "stat", text, sizeof text);
     if (n <= 0) return 0;
     // "tid (comm) state ppid ...": comm may hold ')' and spaces, so start after the last ')'.
     long paren = -1;
@@ -87,19 +94,9 @@ uint64_t pp_thread_start_time(int tid) {
 // Whether thread `tid` blocks `signo` (SigBlk in /proc/self/task/<tid>/status): 1, 0, or -1 if
 // unknown (exited).
 int pp_thread_blocks_signal(int tid, int signo) {
-    if (tid <= 0 || signo <= 0 || signo > 64) return -1;
-    static const char prefix[] = "/proc/self/task/";
-    char path[48];
-    int length = 0;
-    for (const char *p = prefix; *p; p++) path[length++] = *p;
-    length += append_decimal(path + length, (unsigned)tid);
-    for (const char *p = "/status"; *p; p++) path[length++] = *p;
-    path[length] = 0;
-    long fd = pp_syscall4(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return -1;
+    if (signo <= 0 || signo > 64) return -1;
     char text[4096];
-    long n = pp_syscall3(SYS_read, fd, text, sizeof text);
-    pp_syscall1(SYS_close, fd);
+    long n = read_task_file(tid, "status", text, sizeof text);
     static const char key[] = "\nSigBlk:\t";
     for (long i = 0; i + (long)sizeof key - 1 + 16 <= n; i++) {
         int match = 1;

@@ -36,8 +36,8 @@ enum CPUBenchmarks {
 
     // MARK: - Throughput
 
-    static func throughput(rounds: Int = 7) throws {
-        let iterations = calibrate(targetSeconds: 0.4)
+    static func throughput(rounds: Int = 15) throws {
+        let iterations = calibrate(targetSeconds: 0.3)
         var cpu: [String: [Double]] = [:]
         var wall: [String: [Double]] = [:]
         let configurations: [(String, Int?)] = [("off", nil), ("100 Hz", 100), ("1000 Hz", 1000)]
@@ -62,9 +62,11 @@ enum CPUBenchmarks {
         for (name, _) in configurations {
             let c = median(cpu[name]!)
             let w = median(wall[name]!)
+            let spread = cpu[name]!.sorted()
             print(
                 "  \(name.padding(toLength: 8, withPad: " ", startingAt: 0)) process CPU \(format(c)) s "
-                    + "(\(percent(c / baseCPU - 1))), wall \(format(w)) s (\(percent(w / baseWall - 1)))"
+                    + "(\(percent(c / baseCPU - 1))), wall \(format(w)) s (\(percent(w / baseWall - 1))); "
+                    + "CPU quartiles \(format(spread[spread.count / 4]))–\(format(spread[spread.count * 3 / 4])) s"
             )
         }
     }

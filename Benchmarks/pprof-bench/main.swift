@@ -4,7 +4,8 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("contention", ContentionBenchmarks.run)
+    ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

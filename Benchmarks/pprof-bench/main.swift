@@ -5,6 +5,7 @@ import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
     ("http", HTTPBenchmarks.run),
 ]
 

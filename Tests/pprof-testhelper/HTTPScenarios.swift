@@ -6,7 +6,9 @@ import Synchronization
 /// `http-serve [--stuck-pool] [--token T] [--contend]`: serves /debug/pprof on a free loopback port
 /// in a process that links PprofHooks, prints `port=N`, and serves until its standard input closes.
 /// With `--contend`, block and mutex profiling are on and two threads keep contending on a lock
-/// (about 200 events a second, waits at `contendedWaitSite`).
+/// (about 200 events a second, waits at `contendedWaitSite`); with `--burn`, a thread keeps
+/// burning CPU in `burnCPUForProfiling`. Closing standard input shuts the server down (answering
+/// requests in progress, a CPU profile with what it recorded so far), then the helper exits.
 /// With `--stuck-pool`, every thread of Swift's shared concurrency pool is blocked first (and
 /// `pool-stuck=true` printed once a fresh task is seen not to run), to show that the server does
 /// not need that pool.
@@ -27,14 +29,35 @@ enum HTTPScenarios {
             MutexProfile.fraction = 1
             startContention()
         }
-        if arguments.contains("--stuck-pool") {
+        if arguments.contains("--burn") {
+            Thread { burnCPUForProfiling() }.start()
+        }
+        let poolStuck = arguments.contains("--stuck-pool")
+        if poolStuck {
             print("pool-stuck=\(blockConcurrencyPool())")
         }
         print("port=\(server.port)")
         fflush(nil)
         // Serve until the test closes our standard input (or goes away).
         _ = FileHandle.standardInput.readDataToEndOfFile()
-        exit(0)
+        // Shutting down takes a task; with the pool blocked there is no thread to run one.
+        if poolStuck { exit(0) }
+        Task.detached {
+            await server.shutdown()
+            print("shutdown=done")
+            fflush(nil)
+            exit(0)
+        }
+        while true { sleep(60) }
+    }
+
+    @inline(never)
+    static func burnCPUForProfiling() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        while true {
+            for _ in 0..<1_000_000 { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407 }
+            if state == 42 { print(state) }
+        }
     }
 
     @inline(never)

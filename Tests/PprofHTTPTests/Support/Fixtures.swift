@@ -37,17 +37,6 @@ enum Fixtures {
         }
         return 0
     }
-
-    /// Whether the CPU profiler can run here (it is a placeholder until that work lands).
-    static let cpuProfilingAvailable: Bool = {
-        do {
-            try CPUProfile.start(writingTo: ProfileBuffer(), rate: 100)
-            try CPUProfile.stop()
-            return true
-        } catch {
-            return false
-        }
-    }()
 }
 
 /// Runs `body` against a server on a free loopback port, shut down afterwards.

@@ -22,7 +22,12 @@ final class ServerProcess: @unchecked Sendable {
         return directory.appendingPathComponent("pprof-testhelper")
     }
 
-    init(_ arguments: [String] = []) throws {
+    /// Starts the helper and waits (on a thread of its own) until it serves.
+    static func launch(_ arguments: [String] = []) async throws -> ServerProcess {
+        try await onOwnThread { try ServerProcess(arguments) }
+    }
+
+    private init(_ arguments: [String]) throws {
         process.executableURL = Self.helperURL
         process.arguments = ["http-serve"] + arguments
         var environment = ProcessInfo.processInfo.environment
@@ -53,13 +58,35 @@ final class ServerProcess: @unchecked Sendable {
         }
     }
 
-    /// Closes the helper's input (it exits), killing it if it has not gone after 10 s.
-    func stop() {
+    /// Closes the helper's input (it shuts its server down and exits), killing it if it has not
+    /// gone after `patience`. Returns how long it took to exit, and whether it had to be killed.
+    @discardableResult
+    func stop(patience: TimeInterval = 30) async -> (seconds: Double, killed: Bool) {
+        (try? await Self.onOwnThread { self.blockingStop(patience: patience) }) ?? (0, false)
+    }
+
+    /// `stop()` without waiting, for `defer`.
+    func stopInBackground() {
+        Thread { _ = self.blockingStop(patience: 30) }.start()
+    }
+
+    private func blockingStop(patience: TimeInterval) -> (seconds: Double, killed: Bool) {
+        let start = Date()
         try? input.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = start.addingTimeInterval(patience)
         while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
+        let killed = process.isRunning
+        if killed { process.terminate() }
         process.waitUntilExit()
+        return (Date().timeIntervalSince(start), killed)
+    }
+
+    /// Runs blocking work on a thread of its own, never on the shared concurrency pool (which
+    /// in-process servers of other tests need).
+    private static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
     }
 
     deinit {

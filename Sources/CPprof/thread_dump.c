@@ -76,11 +76,17 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
 
 int pp_thread_dump_signal(void) { return __atomic_load_n(&dump_signal, __ATOMIC_ACQUIRE); }
 
+// SIGPROF when the library's SIGPROF dispatcher can route queued signals to us: it is the only
+// signal the threads of libdispatch and the Swift concurrency pool accept. Otherwise a real-time
+// signal (and those threads show up as blocking it).
 static int claim_signal(void) {
     if (dump_signal >= 0) return dump_signal;
-    int candidates[64];
-    int count = pp_signal_realtime_candidates(candidates, 64);
-    int claimed = pp_signal_claim(candidates, count, dump_handler);
+    int claimed = pp_signal_claim_sigprof_queued(dump_handler);
+    if (claimed < 0) {
+        int candidates[64];
+        int count = pp_signal_realtime_candidates(candidates, 64);
+        claimed = pp_signal_claim(candidates, count, dump_handler);
+    }
     if (claimed >= 0) __atomic_store_n(&dump_signal, claimed, __ATOMIC_RELEASE);
     return claimed;
 }
@@ -135,11 +141,24 @@ static void remember_blocker(int32_t tid, int blocks) {
     }
 }
 
-// Requests in flight: which output entry each slot answers, and when to check on its thread.
+// Requests in flight: which output entry each slot answers, the signal's value, and when to check
+// on its thread.
 typedef struct request {
     int output;
+    uint64_t token;
     int64_t check_at;
 } request;
+
+static long send_request(int32_t tid, int signo, uint64_t token, uid_t uid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = signo;
+    info.si_code = SI_QUEUE;
+    info.si_pid = process_id;
+    info.si_uid = uid;
+    info.si_value.sival_ptr = (void *)(uintptr_t)token;
+    return pp_syscall4(SYS_rt_tgsigqueueinfo, process_id, tid, signo, &info);
+}
 
 // A request unanswered for this long is checked: has its thread exited or does it block the signal?
 #define CHECK_AFTER_NS 2000000
@@ -239,20 +258,14 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
             dump_slot *slot = &slots[slot_index];
             uint64_t generation = next_generation++ & ((1ull << (64 - STATE_BITS)) - 1);
             __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_REQUESTED, __ATOMIC_RELEASE);
-            siginfo_t info;
-            memset(&info, 0, sizeof info);
-            info.si_signo = signo;
-            info.si_code = SI_QUEUE;
-            info.si_pid = process_id;
-            info.si_uid = uid;
-            info.si_value.sival_ptr = (void *)(uintptr_t)(generation << STATE_BITS | (uint64_t)slot_index);
-            long sent = pp_syscall4(SYS_rt_tgsigqueueinfo, process_id, tid, signo, &info);
+            uint64_t token = generation << STATE_BITS | (uint64_t)slot_index;
+            long sent = send_request(tid, signo, token, uid);
             if (sent != 0) {
                 __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_FREE, __ATOMIC_RELEASE);
                 out[output].status = sent == -ESRCH ? PP_THREAD_EXITED : PP_THREAD_NOT_ASKED;
                 continue;
             }
-            requests[slot_index] = (request){output, now_ns() + CHECK_AFTER_NS};
+            requests[slot_index] = (request){output, token, now_ns() + CHECK_AFTER_NS};
             in_flight++;
         }
         if (in_flight == 0 && next >= count) break;
@@ -290,6 +303,10 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
                     progress = 1;
                     continue;
                 }
+                // Alive and accepting the signal, yet silent: a standard signal (SIGPROF) is not
+                // queued twice, so ours may have merged with one already pending. Ask again; an
+                // answer to either copy is taken once (the slot's state changes only once).
+                if (blocks == 0) send_request(tid, signo, pending->token, uid);
             }
             if (pending->check_at < wake_at) wake_at = pending->check_at;
         }

@@ -10,14 +10,22 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     var count: Int {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .goroutine:
+            return ThreadProfiles.threadCount
+        case .threadcreate:
+            return ThreadProfiles.threadCreateCount
+        case .heap, .allocs, .block, .mutex:
             return 0
         }
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .goroutine:
+            try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
+        case .threadcreate:
+            try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
+        case .heap, .allocs, .block, .mutex:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
         }
     }

@@ -9,6 +9,11 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
     "crash-after-prepare": UnwindScenarios.crashAfterPrepare,
+    "thread-dump-parked": ThreadScenarios.parkedThreads,
+    "thread-dump-churn": ThreadScenarios.churn,
+    "thread-dump-blocker": ThreadScenarios.blocker,
+    "thread-dump-async": ThreadScenarios.asyncTask,
+    "threadcreate": ThreadScenarios.threadCreate,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

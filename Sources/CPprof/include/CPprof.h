@@ -5,6 +5,7 @@
 #include "pp_images.h"
 #include "pp_labels.h"
 #include "pp_signals.h"
+#include "pp_thread_create.h"
 #include "pp_thread_dump.h"
 #include "pp_tables.h"
 #include "pp_thread_events.h"

@@ -4,7 +4,8 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("unwind", UnwindBenchmarks.run)
+    ("unwind", UnwindBenchmarks.run),
+    ("threads", ThreadBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

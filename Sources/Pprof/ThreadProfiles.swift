@@ -28,7 +28,13 @@ struct ThreadSample: Sendable {
 
 /// Collects the stacks of the process's threads: each thread is signalled and records its own
 /// stack from its signal handler (see `pp_thread_dump.h`).
-enum ThreadDump {
+@_spi(Internals) public enum ThreadDump {
+    /// For benchmarks: dumps every thread and returns how many there were and how many answered.
+    public static func captureAllThreads() throws -> (threads: Int, sampled: Int) {
+        let samples = try capture()
+        return (samples.count, samples.filter { $0.status == .sampled }.count)
+    }
+
     /// Requests in flight at once.
     static let window = 32
 

@@ -306,7 +306,8 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
                 // Alive and accepting the signal, yet silent: a standard signal (SIGPROF) is not
                 // queued twice, so ours may have merged with one already pending. Ask again; an
                 // answer to either copy is taken once (the slot's state changes only once).
-                if (blocks == 0) send_request(tid, signo, pending->token, uid);
+                // Real-time signals do queue: never pile them up.
+                if (blocks == 0 && signo < SIGRTMIN) send_request(tid, signo, pending->token, uid);
             }
             if (pending->check_at < wake_at) wake_at = pending->check_at;
         }

@@ -142,6 +142,16 @@ func temporaryPath(_ name: String) -> String {
     }
 }
 
+@Suite struct SignalSharingTests {
+    /// Thread dumps and a CPU profiler share SIGPROF (the only signal the Swift concurrency pool's
+    /// threads accept): queued dump requests reach the dump, everything else the profiler.
+    @Test func sigprofIsSharedBetweenDumpsAndTheCPUProfiler() throws {
+        let result = try ChildProcess.run("sigprof-sharing")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("claimed true second -1 timer 5 dump true"), "\(result.stdout)")
+    }
+}
+
 @Suite struct ThreadCreateProfileTests {
     @Test func showsTheSwiftCallSiteThatStartedEachThread() throws {
         let paths = ["t0.pb.gz", "t1.txt"].map(temporaryPath)

@@ -199,3 +199,27 @@ enum ThreadScenarios {
         print("done")
     }
 }
+
+/// SIGPROFs that reached the CPU-profiler-like handler of `sigprof-sharing`.
+let sharedSigprofCount = Atomic<Int>(0)
+
+/// SIGPROF shared by a CPU-profiler-like handler and thread dumps.
+enum SignalSharingScenarios {
+    /// `sigprof-sharing`: prints what each route received.
+    static func sigprofSharing(_: [String]) throws {
+        // A thread dump first takes the queued route (and installs the dispatcher)...
+        _ = try Profile.lookup("goroutine")!.write(to: ProfileBuffer(), debug: 1)
+        // ...then a CPU profiler claims SIGPROF as usual and gets the main route.
+        var candidates = [SIGPROF]
+        let claimed = pp_signal_claim(&candidates, 1, { _, _, _ in sharedSigprofCount.add(1, ordering: .relaxed) })
+        // A second claimant with another handler is refused.
+        let second = pp_signal_claim(&candidates, 1, { _, _, _ in })
+        for _ in 0..<5 { pthread_kill(pthread_self(), SIGPROF) }
+        let buffer = ProfileBuffer()
+        try Profile.lookup("goroutine")!.write(to: buffer, debug: 1)
+        let sampled = buffer.text.hasPrefix("goroutine profile: total") && !buffer.text.contains("threadDidNotAnswer")
+        print(
+            "claimed \(claimed == SIGPROF) second \(second) timer \(sharedSigprofCount.load(ordering: .relaxed)) dump \(sampled)"
+        )
+    }
+}

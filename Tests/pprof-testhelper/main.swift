@@ -14,6 +14,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,
     "threadcreate": ThreadScenarios.threadCreate,
+    "sigprof-sharing": SignalSharingScenarios.sigprofSharing,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

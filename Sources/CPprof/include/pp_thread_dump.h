@@ -42,7 +42,11 @@ typedef struct pp_thread_stack {
 // reused slot). The calling thread records its own stack directly. Nothing is ever left stopped:
 // each thread walks its own stack in the handler and returns.
 //
-// Returns 0, or -1 if no real-time signal could be claimed (all taken by other handlers).
+// The signal is SIGPROF, through the library's SIGPROF dispatcher (see pp_signals.h): the only
+// signal libdispatch's worker threads, and so the Swift concurrency pool, accept. If SIGPROF
+// belongs to a foreign handler, a free real-time signal is used instead.
+//
+// Returns 0, or -1 if no signal could be claimed (all taken by other handlers).
 // One dump at a time (others wait). Not for use in a handler.
 int pp_thread_dump(const int32_t *tids, int count, pp_thread_stack *out, int window, int64_t timeout_ns);
 

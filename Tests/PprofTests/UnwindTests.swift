@@ -116,6 +116,23 @@ nonisolated(unsafe) var handlerStackFlags: UInt32 = 0
         #expect(elapsed < .milliseconds(50))
     }
 
+    @Test func prepareLaterPicksUpNewlyLoadedImages() throws {
+        let before = Set(UnwindTables.images.map(\.path))
+        // Some library of the base system that this process has not loaded yet.
+        let candidates = ["libbz2.so.1.0", "libexpat.so.1", "liblzma.so.5", "libcrypt.so.1", "libanl.so.1"]
+        guard
+            let (name, handle) = candidates.lazy.filter({ name in !before.contains { $0.hasSuffix("/" + name) } })
+                .compactMap({ name in dlopen(name, RTLD_NOW).map { (name, $0) } }).first
+        else {
+            print("no unloaded system library to dlopen; skipping")
+            return
+        }
+        defer { dlclose(handle) }
+        UnwindTables.prepare()
+        let image = try #require(UnwindTables.images.first { $0.path.hasSuffix("/" + name) })
+        #expect(image.rowCount > 0)
+    }
+
     @Test func qsortComparatorShowsTheSwiftCallerOfQsort() throws {
         var values: [Int32] = (0..<512).map { Int32(($0 * 7919) % 512) }
         sortWithLibc(&values)

@@ -53,7 +53,7 @@ struct ThreadSample: Sendable {
             pp_thread_dump($0.baseAddress, Int32($0.count), output, Int32(window), nanoseconds)
         }
         guard result == 0 else {
-            throw PprofError.unavailable("thread dump: every real-time signal is taken by other handlers")
+            throw PprofError.unavailable("thread dump: SIGPROF and every real-time signal belong to other handlers")
         }
         return (0..<tids.count).map { index in
             var entry = output[index]

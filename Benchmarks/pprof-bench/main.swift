@@ -6,6 +6,7 @@ import Foundation
 let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("unwind", UnwindBenchmarks.run),
     ("threads", ThreadBenchmarks.run),
+    ("contention", ContentionBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

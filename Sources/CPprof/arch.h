@@ -23,6 +23,15 @@ static inline uintptr_t pp_strip_pac(uintptr_t address) {
 #endif
 }
 
+// A pause for spin-wait loops.
+static inline void pp_cpu_relax(void) {
+#if defined(__x86_64__)
+    __asm__ volatile("pause");
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 // Frame records ({saved fp, return address}, 16 bytes) are at least word-aligned on both ABIs;
 // a frame pointer that is not is garbage.
 #define PP_FRAME_ALIGNMENT 8

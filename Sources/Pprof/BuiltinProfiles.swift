@@ -14,8 +14,12 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
             return ThreadProfiles.threadCount
         case .threadcreate:
             return ThreadProfiles.threadCreateCount
-        case .heap, .allocs, .block, .mutex:
+        case .heap, .allocs:
             return 0
+        case .block:
+            return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
+        case .mutex:
+            return (try? ContentionProfile.snapshot(.mutex))?.records.count ?? 0
         }
     }
 
@@ -25,8 +29,12 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
             try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
         case .threadcreate:
             try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
-        case .heap, .allocs, .block, .mutex:
+        case .heap, .allocs:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
+        case .block:
+            try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)
+        case .mutex:
+            try ContentionProfile.snapshot(.mutex).write(to: sink, debug: debug)
         }
     }
 }

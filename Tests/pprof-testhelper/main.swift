@@ -15,6 +15,10 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-async": ThreadScenarios.asyncTask,
     "threadcreate": ThreadScenarios.threadCreate,
     "sigprof-sharing": SignalSharingScenarios.sigprofSharing,
+    "contention-accuracy": ContentionScenarios.accuracy,
+    "contention-kinds": ContentionScenarios.kinds,
+    "contention-toggle": ContentionScenarios.toggle,
+    "contention-fork": ContentionScenarios.forkWhileWaiting,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -1,6 +1,7 @@
 // The C side of swift-pprof, as imported into Swift. Add each new public header here (an explicit
 // umbrella header, so that adding a header invalidates the module cache).
 #include "pp_arch.h"
+#include "pp_contention.h"
 #include "pp_demangle.h"
 #include "pp_images.h"
 #include "pp_labels.h"

@@ -7,6 +7,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("unwind", UnwindBenchmarks.run),
     ("threads", ThreadBenchmarks.run),
     ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -370,13 +370,15 @@ int pp_unwind(const pp_regs *regs, unsigned flags, uintptr_t *pcs, int max, unsi
     return unwind(regs, flags, 0, pcs, max, result_flags);
 }
 
+unsigned pp_unwind_flags_for_ucontext(const void *ucontext) {
+    uint64_t interrupted_mask = *(const uint64_t *)((const char *)ucontext + pp_ucontext_offsets.sigmask);
+    return PP_UNWIND_FROM_SIGNAL | (pp_mask_blocks_faults(interrupted_mask) ? 0 : PP_UNWIND_FAULTS_UNBLOCKED);
+}
+
 int pp_unwind_from_ucontext(const void *ucontext, uintptr_t *pcs, int max, unsigned *result_flags) {
     pp_regs regs;
     pp_regs_from_ucontext(ucontext, &regs);
-    uint64_t interrupted_mask = *(const uint64_t *)((const char *)ucontext + pp_ucontext_offsets.sigmask);
-    unsigned flags = PP_UNWIND_FROM_SIGNAL;
-    if (!pp_mask_blocks_faults(interrupted_mask)) flags |= PP_UNWIND_FAULTS_UNBLOCKED;
-    return unwind(&regs, flags, 0, pcs, max, result_flags);
+    return unwind(&regs, pp_unwind_flags_for_ucontext(ucontext), 0, pcs, max, result_flags);
 }
 
 __attribute__((noinline)) int pp_capture_stack(int skip, uintptr_t *pcs, int max, unsigned *result_flags) {

@@ -19,6 +19,15 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "contention-kinds": ContentionScenarios.kinds,
     "contention-toggle": ContentionScenarios.toggle,
     "contention-fork": ContentionScenarios.forkWhileWaiting,
+    "cpu-accuracy": CPUScenarios.accuracy,
+    "cpu-shares": CPUScenarios.shares,
+    "cpu-equal-threads": CPUScenarios.equalThreads,
+    "cpu-cycles": CPUScenarios.cycles,
+    "cpu-short-threads": CPUScenarios.shortThreads,
+    "cpu-foreign-signals": CPUScenarios.foreignSignals,
+    "cpu-memcpy": CPUScenarios.memcpy,
+    "cpu-qsort": CPUScenarios.qsort,
+    "cpu-async": CPUScenarios.asyncChain,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -44,6 +44,11 @@ int pp_unwind(const pp_regs *regs, unsigned flags, uintptr_t *pcs, int max, unsi
 // for signal handlers (it reads the interrupted signal mask to decide how to make reads safe).
 int pp_unwind_from_ucontext(const void *ucontext, uintptr_t *pcs, int max, unsigned *result_flags);
 
+// The input flags for walking, with pp_unwind, the registers of a signal handler's ucontext_t:
+// PP_UNWIND_FROM_SIGNAL, plus PP_UNWIND_FAULTS_UNBLOCKED unless the interrupted code blocked
+// SIGSEGV or SIGBUS.
+unsigned pp_unwind_flags_for_ucontext(const void *ucontext);
+
 // Captures the calling thread's stack. With skip == 0, entry 0 is the return address into the
 // function that called pp_capture_stack; each unit of `skip` drops one more frame.
 int pp_capture_stack(int skip, uintptr_t *pcs, int max, unsigned *result_flags);

@@ -26,24 +26,10 @@ func containsInOrder(_ names: [String], _ ordered: [String]) -> Bool {
     return true
 }
 
-/// Runs `go tool pprof -traces` on a profile; nil when Go is not installed.
+/// `go tool pprof -traces` of a profile; nil when Go is not installed (CI installs it).
 func goToolTraces(_ path: String) throws -> String? {
-    guard
-        let go = ["/usr/bin/go", "/usr/local/go/bin/go", "/usr/lib/go/bin/go"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        })
-    else { return nil }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: go)
-    process.arguments = ["tool", "pprof", "-traces", path]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = try output.fileHandleForReading.readToEnd() ?? Data()
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 0)
-    return String(decoding: data, as: UTF8.self)
+    guard CPUTestSupport.goAvailable else { return nil }
+    return try CPUTestSupport.go(["tool", "pprof", "-traces", path])
 }
 
 func temporaryPath(_ name: String) -> String {

@@ -27,6 +27,15 @@ import Testing
         let symbol = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/symbol?0x1", timeout: .seconds(20))
         #expect(symbol.text == "num_symbols: 1\n")
 
+        // The thread dump shows the pool threads where they are stuck.
+        let dump = try await RawHTTPClient.fetch(
+            port: child.port,
+            "/debug/pprof/goroutine?debug=2",
+            timeout: .seconds(60)
+        )
+        #expect(dump.status == 200)
+        #expect(dump.text.contains("blockConcurrencyPool"), "\(dump.text.prefix(3000))")
+
         // Every predefined profile answers (with data, or a clear error while its kind is missing).
         for name in ["goroutine", "threadcreate", "heap", "allocs", "block", "mutex"] {
             let response = try await RawHTTPClient.fetch(

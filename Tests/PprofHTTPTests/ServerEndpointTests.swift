@@ -151,6 +151,32 @@ import Testing
         }
     }
 
+    @Test func goroutineProfileInEveryFormat() async throws {
+        try await withServer { server in
+            let proto = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/goroutine")
+            #expect(proto.status == 200, "\(proto.text)")
+            #expect(proto.header("Content-Disposition") == "attachment; filename=\"goroutine\"")
+            let data = try ProfileData(decoding: proto.body)
+            #expect(data.sampleTypes.map(\.description) == ["goroutine/count"])
+            let threads = data.samples.map { $0.values[0] }.reduce(0, +)
+            let live = (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")).count
+            #expect(
+                threads >= 3 && abs(Int(threads) - live) <= live / 2 + 4,
+                "\(threads) threads profiled, \(live) live"
+            )
+
+            let text = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/goroutine?debug=1")
+            #expect(text.header("Content-Type") == "text/plain; charset=utf-8")
+            #expect(text.text.hasPrefix("goroutine profile: total "), "\(text.text.prefix(100))")
+
+            // The crash-style dump names each thread: the server's own are there.
+            let dump = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/goroutine?debug=2")
+            #expect(dump.status == 200)
+            #expect(dump.text.contains("\"pprof-http\" ["), "\(dump.text.prefix(2000))")
+            #expect(dump.text.contains("\"pprof-http-w#"))
+        }
+    }
+
     @Test func predefinedProfilesAnswerWithAProfileOrAClearError() async throws {
         try await withServer { server in
             for name in ["goroutine", "threadcreate", "heap", "allocs", "block", "mutex"] {

@@ -144,36 +144,28 @@ import Testing
         }
     }
 
-    @Test func clientThatSendsNothingIsDisconnectedAfterTheIdleTimeout() async throws {
+    /// A connection that never completes a request, and a keep-alive one after its response, are
+    /// closed once idle for the timeout.
+    @Test(
+        arguments: [
+            ("GET /debug/pprof/ HTTP/1.1\r\nHost", nil),
+            ("GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+        ] as [(String, Int?)]
+    )
+    func idleConnectionsAreClosed(_ request: String, _ status: Int?) async throws {
         var configuration = PprofServer.Configuration()
         configuration.idleTimeout = .milliseconds(300)
         try await withServer(configuration) { server in
             let start = ContinuousClock.now
-            // Half a request, never finished: the server closes the connection.
-            let bytes = try await RawHTTPClient.exchange(
-                port: server.port,
-                Array("GET /debug/pprof/ HTTP/1.1\r\nHost".utf8),
-                timeout: .seconds(10)
-            )
-            #expect(bytes.isEmpty)
+            let bytes = try await RawHTTPClient.exchange(port: server.port, Array(request.utf8), timeout: .seconds(10))
+            if let status {
+                #expect(try RawHTTPClient.parse(bytes).status == status)
+            } else {
+                #expect(bytes.isEmpty)
+            }
             #expect(ContinuousClock.now - start < .seconds(5))
             let index = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/")
             #expect(index.status == 200)
-        }
-    }
-
-    @Test func idleKeepAliveConnectionIsClosedAfterItsResponse() async throws {
-        var configuration = PprofServer.Configuration()
-        configuration.idleTimeout = .milliseconds(300)
-        try await withServer(configuration) { server in
-            let start = ContinuousClock.now
-            let bytes = try await RawHTTPClient.exchange(
-                port: server.port,
-                Array("GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
-                timeout: .seconds(10)
-            )
-            #expect(try RawHTTPClient.parse(bytes).status == 200)
-            #expect(ContinuousClock.now - start < .seconds(5))
         }
     }
 

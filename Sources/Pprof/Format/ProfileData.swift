@@ -179,3 +179,34 @@ public struct ProfileData: Sendable, Hashable {
         self.defaultSampleType = defaultSampleType
     }
 }
+
+/// From message IDs to array indices, rejecting zero and repeated IDs. IDs are usually dense (1…n
+/// in order, as Go and this library write them), which needs no table.
+struct IDIndex {
+    private let isDense: Bool
+    private let count: Int
+    private let table: [UInt64: Int]
+
+    init(_ ids: [UInt64], kind: String) throws {
+        count = ids.count
+        if ids.enumerated().allSatisfy({ $0.element == UInt64($0.offset + 1) }) {
+            isDense = true
+            table = [:]
+            return
+        }
+        isDense = false
+        var table: [UInt64: Int] = [:]
+        table.reserveCapacity(ids.count)
+        for (index, id) in ids.enumerated() {
+            guard id != 0, table.updateValue(index, forKey: id) == nil else {
+                throw PprofError.malformedProfile("\(kind) id \(id) is zero or repeated")
+            }
+        }
+        self.table = table
+    }
+
+    subscript(id: UInt64) -> Int? {
+        if isDense { return id >= 1 && id <= UInt64(count) ? Int(id - 1) : nil }
+        return table[id]
+    }
+}

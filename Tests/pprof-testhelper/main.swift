@@ -8,6 +8,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

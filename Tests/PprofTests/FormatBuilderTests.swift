@@ -55,6 +55,52 @@ import Testing
         try profile.validateReferences()
     }
 
+    @Test func samplesOfOneStackAreGroupedInFirstSeenOrder() throws {
+        let frames: [UInt: [SymbolFrame]] = [0x401000: [frame("a")], 0x402000: [frame("b")], 0x403000: [frame("c")]]
+        let stacks: [[UInt]] = [
+            [0x401001], [0x402001, 0x401001], [0x401001], [0x403001], [0x402001, 0x401001], [0x401001],
+        ]
+        var grouped = builder(maps: maps, frames: frames)
+        var inOrder = builder(maps: maps, frames: frames)
+        inOrder.groupsSamplesByStack = false
+        for (index, stack) in stacks.enumerated() {
+            grouped.addSample(stack: stack, values: [Int64(index)])
+            inOrder.addSample(stack: stack, values: [Int64(index)])
+        }
+        #expect(grouped.build().samples.map { $0.values[0] } == [0, 2, 5, 1, 4, 3])
+        #expect(inOrder.build().samples.map { $0.values[0] } == [0, 1, 2, 3, 4, 5])
+        #expect(grouped.build().samples.map(\.locationIDs) == [[1], [1], [1], [2, 1], [2, 1], [3]])
+        // Count profiles keep Go's order (count, then key) even when two groups share a stack.
+        let count = CountProfile(
+            name: "c",
+            records: [
+                .init(stack: [0x401001], labels: [("k", "a")]), .init(stack: [0x401001], labels: [("k", "a")]),
+                .init(stack: [0x402001]), .init(stack: [0x402001]), .init(stack: [0x401001], labels: [("k", "b")]),
+            ]
+        )
+        let data = count.profileData(processMappings: ProcessMaps.parse(maps), symbolize: fakeSymbolizer(frames))
+        #expect(data.samples.map { $0.values[0] } == [2, 2, 1])
+        #expect(data.resolvedSamples().map { $0.functionNames[0] } == ["a", "b", "a"])
+    }
+
+    @Test func addressTableAgreesWithADictionary() {
+        var rng = SeededGenerator(seed: 3)
+        var table = AddressTable(capacity: 4)
+        var reference: [UInt: UInt64] = [:]
+        for step in 0..<20_000 {
+            let key: UInt = [
+                0, 1, .max, .max - 1, UInt.random(in: 0...5000, using: &rng),
+                UInt.random(in: 0...UInt.max, using: &rng),
+            ]
+            .randomElement(using: &rng)!
+            if step % 3 == 0 {
+                table.insert(key, UInt64(step))
+                reference[key] = UInt64(step)
+            }
+            #expect(table[key] == reference[key])
+        }
+    }
+
     @Test func inlinedFramesAreLinesInnermostFirstAndFunctionsAreShared() throws {
         var builder = builder(
             maps: maps,

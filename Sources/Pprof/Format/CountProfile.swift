@@ -99,6 +99,8 @@ struct CountProfile {
     private var sampleType: ProfileData.ValueType { ProfileData.ValueType(type: name, unit: "count") }
 
     private func addGroups(to builder: inout ProfileBuilder) -> ProfileData {
+        // Go's order (count, then key), even where two groups share a stack with other labels.
+        builder.groupsSamplesByStack = false
         for group in groups() {
             builder.addSample(
                 stack: group.record.stack,

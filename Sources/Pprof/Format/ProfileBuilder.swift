@@ -38,12 +38,22 @@ enum SyntheticFrame: UInt, CaseIterable, Sendable {
 /// Mappings are the executable lines of `/proc/self/maps` (read when the builder is created, and
 /// once more if an address falls outside all of them), with GNU build IDs so tools can symbolize
 /// offline; each mapping's `has_*` flags say what every one of its locations got.
+///
+/// Samples with the same stack share one location-ID array, and `build()` puts them next to each
+/// other (stacks in first-seen order, samples of a stack in the order added). Sample order means
+/// nothing in pprof, but gzip only finds repeats within 32 KiB: for a CPU profile whose samples
+/// arrive in hash-table order, grouping makes the file about 4× smaller and 4× faster to compress.
 struct ProfileBuilder {
     private let symbolize: (UInt) -> [SymbolFrame]
     private var profile: ProfileData
-    private var locationIDs: [UInt: UInt64] = [:]
+    private var locationIDs = AddressTable()
     private var functionIDs: [FunctionKey: UInt64] = [:]
     private var mappings: MappingTable
+    /// Distinct stacks seen so far, and the stack of each sample.
+    private var stacks = StackTable()
+    private var sampleStacks: [Int32] = []
+    /// Whether `build()` groups samples by stack; off to keep the order samples were added in.
+    var groupsSamplesByStack = true
 
     private struct FunctionKey: Hashable {
         var name: String
@@ -109,16 +119,20 @@ struct ProfileBuilder {
     /// Adds one sample whose stack is in a buffer (no copy of the stack is made).
     mutating func addSample(stack: UnsafeBufferPointer<UInt>, values: [Int64], labels: [ProfileData.Label] = []) {
         assert(values.count == profile.sampleTypes.count, "one value per sample type")
-        var ids: [UInt64] = []
-        ids.reserveCapacity(stack.count)
-        for entry in stack {
-            if let id = locationIDs[entry] {
-                ids.append(id)
-            } else {
-                ids.append(addLocation(for: entry))
+        let hash = StackTable.hash(stack)
+        let index: Int
+        if let known = stacks.index(of: stack, hash: hash) {
+            index = known
+        } else {
+            var ids: [UInt64] = []
+            ids.reserveCapacity(stack.count)
+            for entry in stack {
+                ids.append(locationIDs[entry] ?? addLocation(for: entry))
             }
+            index = stacks.add(stack, ids: ids, hash: hash)
         }
-        profile.samples.append(ProfileData.Sample(locationIDs: ids, values: values, labels: labels))
+        sampleStacks.append(Int32(truncatingIfNeeded: index))
+        profile.samples.append(ProfileData.Sample(locationIDs: stacks.ids[index], values: values, labels: labels))
     }
 
     /// The number of samples added so far.
@@ -151,7 +165,7 @@ struct ProfileBuilder {
             }
         }
         profile.locations.append(location)
-        locationIDs[entry] = id
+        locationIDs.insert(entry, id)
         return id
     }
 
@@ -176,7 +190,111 @@ struct ProfileBuilder {
     func build() -> ProfileData {
         var result = profile
         result.mappings = mappings.profileMappings()
+        if groupsSamplesByStack && stacks.count < profile.samples.count {
+            // A stable counting sort by stack index (= first-seen order).
+            var starts = [Int](repeating: 0, count: stacks.count + 1)
+            for stack in sampleStacks { starts[Int(stack) + 1] += 1 }
+            for index in 0..<stacks.count { starts[index + 1] += starts[index] }
+            var order = [Int](repeating: 0, count: sampleStacks.count)
+            for (sample, stack) in sampleStacks.enumerated() {
+                order[starts[Int(stack)]] = sample
+                starts[Int(stack)] += 1
+            }
+            result.samples = order.map { profile.samples[$0] }
+        }
         return result
+    }
+}
+
+/// From stack entries to location IDs: open addressing with a multiplicative hash, several times
+/// faster than `Dictionary` (SipHash) on the millions of lookups a large profile makes.
+struct AddressTable {
+    private var keys: [UInt]
+    private var values: [UInt64]
+    private var count = 0
+    /// `UInt.max` marks an empty slot; the entry `UInt.max` itself is kept aside.
+    private var maxKeyValue: UInt64?
+
+    init(capacity: Int = 1024) {
+        let size = max(16, (capacity * 2).nextPowerOfTwo)
+        keys = Array(repeating: .max, count: size)
+        values = Array(repeating: 0, count: size)
+    }
+
+    @inline(__always)
+    private static func slot(_ key: UInt, _ mask: Int) -> Int {
+        Int(truncatingIfNeeded: (UInt64(key) &* 0x9e37_79b9_7f4a_7c15) >> 32) & mask
+    }
+
+    subscript(key: UInt) -> UInt64? {
+        if key == .max { return maxKeyValue }
+        return keys.withUnsafeBufferPointer { keys in
+            let mask = keys.count - 1
+            var slot = Self.slot(key, mask)
+            while true {
+                let found = keys[slot]
+                if found == key { return values[slot] }
+                if found == .max { return nil }
+                slot = (slot + 1) & mask
+            }
+        }
+    }
+
+    mutating func insert(_ key: UInt, _ value: UInt64) {
+        if key == .max {
+            maxKeyValue = value
+            return
+        }
+        if (count + 1) * 2 > keys.count { grow() }
+        let mask = keys.count - 1
+        var slot = Self.slot(key, mask)
+        while keys[slot] != .max && keys[slot] != key { slot = (slot + 1) & mask }
+        if keys[slot] == .max { count += 1 }
+        keys[slot] = key
+        values[slot] = value
+    }
+
+    private mutating func grow() {
+        var bigger = AddressTable(capacity: keys.count)
+        for (index, key) in keys.enumerated() where key != .max { bigger.insert(key, values[index]) }
+        bigger.maxKeyValue = maxKeyValue
+        self = bigger
+    }
+}
+
+private extension Int {
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
+}
+
+/// The distinct stacks of a profile, found by a hash of their entries (and compared in full).
+private struct StackTable {
+    private var entries: [[UInt]] = []
+    private(set) var ids: [[UInt64]] = []
+    private var byHash: [UInt64: Int] = [:]
+
+    var count: Int { ids.count }
+
+    static func hash(_ stack: UnsafeBufferPointer<UInt>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 ^ UInt64(stack.count)
+        for entry in stack {
+            hash = (hash ^ UInt64(entry)) &* 0x9e37_79b9_7f4a_7c15
+            hash ^= hash >> 29
+        }
+        return hash
+    }
+
+    func index(of stack: UnsafeBufferPointer<UInt>, hash: UInt64) -> Int? {
+        guard let index = byHash[hash] else { return nil }
+        return entries[index].withUnsafeBufferPointer { $0.elementsEqual(stack) } ? index : nil
+    }
+
+    /// Adds a stack; on a hash collision the newer stack is simply not found by hash later.
+    mutating func add(_ stack: UnsafeBufferPointer<UInt>, ids: [UInt64], hash: UInt64) -> Int {
+        let index = self.ids.count
+        entries.append(Array(stack))
+        self.ids.append(ids)
+        if byHash[hash] == nil { byHash[hash] = index }
+        return index
     }
 }
 

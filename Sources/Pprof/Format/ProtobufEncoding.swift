@@ -10,7 +10,8 @@ extension ProfileData {
     /// unless `compressed` is false.
     public func encoded(compressed: Bool = true) throws -> [UInt8] {
         var output: [UInt8] = []
-        try encode(compressed: compressed) { output.append(contentsOf: $0) }
+        // Uncompressed: one chunk, copied once.
+        try encode(compressed: compressed, chunkSize: compressed ? 64 * 1024 : .max) { output.append(contentsOf: $0) }
         return output
     }
 
@@ -37,10 +38,12 @@ extension ProfileData {
 
     /// The uncompressed protobuf, in chunks.
     func encodeRaw(chunkSize: Int, emit: (UnsafeRawBufferPointer) throws -> Void) throws {
-        var out = ProtobufEncoder(capacity: min(max(chunkSize, 256) + 4096, 1 << 20))
+        var out = ProtobufEncoder(capacity: min(max(chunkSize, 256), 1 << 20) + 4096)
         var strings = StringTable(expectedCount: functions.count * 2 + mappings.count + 64)
 
-        func flushIfFull() throws {
+        // Not a nested function: capturing `out` would box it and check exclusivity on every write.
+        @inline(__always)
+        func flushIfFull(_ out: inout ProtobufEncoder) throws {
             if out.count >= chunkSize {
                 try out.withBytes(emit)
                 out.removeAll()
@@ -54,24 +57,11 @@ extension ProfileData {
             out.reserve(ProtobufEncoder.maximumScalarSize)
             out.int64(14, strings.index(defaultSampleType))
         }
-        for sample in samples {
-            out.reserve(ProtobufEncoder.maximumSize(of: sample))
-            let start = out.beginMessage(2)
-            out.repeated(2, sample.values)
-            out.repeated(1, sample.locationIDs)
-            for label in sample.labels {
-                let key = strings.index(label.key)
-                let string = label.string.map { strings.index($0) } ?? 0
-                let unit = label.numberUnit.map { strings.index($0) } ?? 0
-                let labelStart = out.beginMessage(3)
-                out.int64Opt(1, key)
-                out.int64Opt(2, string)
-                out.int64Opt(3, label.number ?? 0)
-                out.int64Opt(4, unit)
-                out.endMessage(labelStart)
+        try samples.withUnsafeBufferPointer { samples in
+            for index in samples.indices {
+                try encodeSample(samples[index], into: &out, strings: &strings)
+                try flushIfFull(&out)
             }
-            out.endMessage(start)
-            try flushIfFull()
         }
         for location in locations {
             out.reserve(ProtobufEncoder.maximumSize(of: location))
@@ -88,7 +78,7 @@ extension ProfileData {
             }
             out.boolOpt(5, location.isFolded)
             out.endMessage(start)
-            try flushIfFull()
+            try flushIfFull(&out)
         }
         for function in functions {
             let name = strings.index(function.name)
@@ -102,7 +92,7 @@ extension ProfileData {
             out.int64Opt(4, file)
             out.int64Opt(5, function.startLine)
             out.endMessage(start)
-            try flushIfFull()
+            try flushIfFull(&out)
         }
         for mapping in mappings {
             let file = strings.index(mapping.filename)
@@ -134,12 +124,35 @@ extension ProfileData {
         out.int64Opt(10, durationNanos)
         out.int64Opt(12, period)
         for comment in comments { out.int64(13, comment) }
-        try flushIfFull()
+        try flushIfFull(&out)
         for string in strings.strings {
             out.string(6, string)
-            try flushIfFull()
+            try flushIfFull(&out)
         }
         if out.count > 0 { try out.withBytes(emit) }
+    }
+
+    @inline(__always)
+    private func encodeSample(_ sample: borrowing Sample, into out: inout ProtobufEncoder, strings: inout StringTable) {
+        out.reserve(ProtobufEncoder.maximumSize(of: sample))
+        let start = out.beginMessage(2)
+        sample.values.withUnsafeBufferPointer { out.repeated(2, $0) }
+        sample.locationIDs.withUnsafeBufferPointer { out.repeated(1, $0) }
+        sample.labels.withUnsafeBufferPointer { labels in
+            for index in labels.indices {
+                // Read in place: copying a Label would retain its three strings.
+                let key = strings.index(labels[index].key)
+                let string = labels[index].string != nil ? strings.index(labels[index].string!) : 0
+                let unit = labels[index].numberUnit != nil ? strings.index(labels[index].numberUnit!) : 0
+                let labelStart = out.beginMessage(3)
+                out.int64Opt(1, key)
+                out.int64Opt(2, string)
+                out.int64Opt(3, labels[index].number ?? 0)
+                out.int64Opt(4, unit)
+                out.endMessage(labelStart)
+            }
+        }
+        out.endMessage(start)
     }
 }
 
@@ -160,7 +173,7 @@ struct ProtobufEncoder: ~Copyable {
     static let maximumMappingSize = maximumMessageOverhead + 10 * maximumScalarSize
     static let maximumLabelSize = maximumMessageOverhead + 4 * maximumScalarSize
 
-    static func maximumSize(of sample: ProfileData.Sample) -> Int {
+    static func maximumSize(of sample: borrowing ProfileData.Sample) -> Int {
         maximumMessageOverhead + maximumRepeatedSize(sample.values.count)
             + maximumRepeatedSize(sample.locationIDs.count) + sample.labels.count * maximumLabelSize
     }
@@ -260,7 +273,7 @@ struct ProtobufEncoder: ~Copyable {
 
     /// Repeated integers: packed when there are more than two, otherwise one field each (Go).
     @inline(__always)
-    mutating func repeated<T: FixedWidthInteger>(_ field: Int, _ values: [T]) {
+    mutating func repeated<T: FixedWidthInteger>(_ field: Int, _ values: UnsafeBufferPointer<T>) {
         if values.count > 2 {
             let start = beginMessage(field)
             for value in values { varint(UInt64(truncatingIfNeeded: value)) }
@@ -326,18 +339,44 @@ func varintSize(_ value: UInt64) -> Int {
 }
 
 /// The string table under construction: index 0 is always "", others in order of first use.
+///
+/// Profiles repeat the same few strings (label keys and values) hundreds of thousands of times,
+/// and hashing a `String` costs far more than the rest of encoding a sample, so a direct-mapped
+/// memo keyed by the string's 16 raw bytes (its storage reference or its inline contents) answers
+/// repeats. Equal raw bytes mean an equal string as long as the string is alive; every string
+/// looked up here belongs to the profile being encoded, which outlives the table.
 struct StringTable {
     private(set) var strings: [String] = [""]
     private var indices: [String: Int64] = ["": 0]
+    private var memo: [MemoEntry]
+    private static let memoSize = 1024
+
+    private struct MemoEntry {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var index: Int64 = -1
+    }
 
     init(expectedCount: Int = 0) {
         strings.reserveCapacity(expectedCount + 1)
         indices.reserveCapacity(expectedCount + 1)
+        memo = Array(repeating: MemoEntry(), count: Self.memoSize)
     }
 
-    /// The index of `string`, adding it on first use (one hash lookup either way).
+    /// The index of `string`, adding it on first use.
     @inline(__always)
     mutating func index(_ string: String) -> Int64 {
+        // Read in place: a copy of the string would be a retain and a release.
+        let (low, high) = withUnsafeBytes(of: string) { $0.loadUnaligned(as: (UInt64, UInt64).self) }
+        let slot = Int(truncatingIfNeeded: ((low ^ (high &* 0x9e37_79b9_7f4a_7c15)) &* 0xff51_afd7_ed55_8ccd) >> 54)
+        let entry = memo[slot]
+        if entry.index >= 0 && entry.low == low && entry.high == high { return entry.index }
+        let index = lookUp(string)
+        memo[slot] = MemoEntry(low: low, high: high, index: index)
+        return index
+    }
+
+    private mutating func lookUp(_ string: String) -> Int64 {
         if string.isEmpty { return 0 }
         let candidate = Int64(strings.count)
         let index = Self.assign(&indices[string, default: -1], candidate)

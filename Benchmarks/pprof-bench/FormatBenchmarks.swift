@@ -31,7 +31,8 @@ enum FormatBenchmarks {
             let stack = Array(rootFirst.reversed())
             if seen.insert(stack).inserted { stacks.append(stack) }
         }
-        // 100k samples: each stack with 10 label sets, as a CPU profile keys samples by both.
+        // 100k samples: each stack with 10 label sets, as a CPU profile keys samples by both. A
+        // stack's samples are 10,000 apart, as they come out of a hash table (the builder groups them).
         let routes = (0..<5).map { ProfileData.Label(key: "route", string: "/api/v1/resource\($0)") }
         let tenants = (0..<2).map { ProfileData.Label(key: "tenant", string: "tenant-\($0)") }
         var samples: [(stack: [UInt], values: [Int64], labels: [ProfileData.Label])] = []
@@ -39,12 +40,7 @@ enum FormatBenchmarks {
         for index in 0..<sampleCount {
             let count = Int64.random(in: 1...5, using: &rng)
             let labels = [routes[index % 5], tenants[(index / 5) % 2]]
-            samples.append(
-                (
-                    stacks[ProcessInfo.processInfo.environment["GROUPED"] != nil ? index / 10 : index % stackCount],
-                    [count, count * 10_000_000], labels
-                )
-            )
+            samples.append((stacks[index % stackCount], [count, count * 10_000_000], labels))
         }
         let distinctAddresses = Set(stacks.joined()).count
         let types = [ProfileData.ValueType(type: "samples", unit: "count"), .init(type: "cpu", unit: "nanoseconds")]
@@ -70,15 +66,19 @@ enum FormatBenchmarks {
                 symbols: symbols
             )
         }
+        var built: [ProfileData] = []
         let warmBuild = median(repetitions) {
-            _ = FormatBenchmarkSupport.buildProfile(
-                sampleTypes: types,
-                periodType: types[1],
-                period: 10_000_000,
-                samples: samples,
-                symbols: symbols
-            )
+            built += [
+                FormatBenchmarkSupport.buildProfile(
+                    sampleTypes: types,
+                    periodType: types[1],
+                    period: 10_000_000,
+                    samples: samples,
+                    symbols: symbols
+                )
+            ]
         }
+        built.removeAll()
         print(
             "  build: first (symbolizing \(profile.locations.count) locations, \(profile.functions.count) functions) "
                 + "\(ms(coldBuild)), again with symbols cached \(ms(warmBuild)) → symbolization ≈ \(ms(coldBuild - warmBuild))"
@@ -93,8 +93,12 @@ enum FormatBenchmarks {
         let encodeRaw = try median(repetitions) { _ = try profile.encoded(compressed: false) }
         let gzipOnly = try median(repetitions) { _ = try FormatBenchmarkSupport.gzip(raw) }
         let gzipped = try profile.encoded()
-        let decode = try median(repetitions) { _ = try ProfileData(decoding: gzipped) }
-        let decodeRaw = try median(repetitions) { _ = try ProfileData(decoding: raw) }
+        // Decoded profiles are kept until after the timing: freeing one is not decoding.
+        var kept: [ProfileData] = []
+        let decode = try median(repetitions) { kept.append(try ProfileData(decoding: gzipped)) }
+        kept.removeAll()
+        let decodeRaw = try median(repetitions) { kept.append(try ProfileData(decoding: raw)) }
+        kept.removeAll()
         print("  encode (gzip level 1, streamed in 64 KiB chunks): \(ms(encode)) → \(kib(compressedBytes)) gzip")
         print(
             "    protobuf alone: \(ms(encodeRaw)) → \(kib(raw.count)) raw;  gzip of those bytes alone: \(ms(gzipOnly))"
@@ -137,12 +141,13 @@ enum FormatBenchmarks {
             try Data(profile.encoded(compressed: false)).write(to: URL(fileURLWithPath: path))
         }
         let repeats = Int(ProcessInfo.processInfo.environment["PPROF_BENCH_FORMAT_REPEAT"] ?? "") ?? 20
+        var kept: [ProfileData] = []
         let time = try median(repeats) {
             switch phase {
-            case "build": _ = build()
+            case "build": kept.append(build())
             case "encode": try profile.write(to: CountingSink())
             case "protobuf": _ = try profile.encoded(compressed: false)
-            case "decode": _ = try ProfileData(decoding: gzipped)
+            case "decode": kept.append(try ProfileData(decoding: gzipped))
             default: break
             }
         }

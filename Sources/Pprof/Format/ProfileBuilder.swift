@@ -270,7 +270,7 @@ private extension Int {
 private struct StackTable {
     private var entries: [[UInt]] = []
     private(set) var ids: [[UInt64]] = []
-    private var byHash: [UInt64: Int] = [:]
+    private var byHash = AddressTable()
 
     var count: Int { ids.count }
 
@@ -284,8 +284,14 @@ private struct StackTable {
     }
 
     func index(of stack: UnsafeBufferPointer<UInt>, hash: UInt64) -> Int? {
-        guard let index = byHash[hash] else { return nil }
-        return entries[index].withUnsafeBufferPointer { $0.elementsEqual(stack) } ? index : nil
+        guard let found = byHash[UInt(truncatingIfNeeded: hash)] else { return nil }
+        let index = Int(found)
+        let equal = entries[index].withUnsafeBufferPointer { known in
+            known.count == stack.count
+                && (stack.isEmpty
+                    || memcmp(known.baseAddress!, stack.baseAddress!, stack.count * MemoryLayout<UInt>.size) == 0)
+        }
+        return equal ? index : nil
     }
 
     /// Adds a stack; on a hash collision the newer stack is simply not found by hash later.
@@ -293,7 +299,8 @@ private struct StackTable {
         let index = self.ids.count
         entries.append(Array(stack))
         self.ids.append(ids)
-        if byHash[hash] == nil { byHash[hash] = index }
+        let key = UInt(truncatingIfNeeded: hash)
+        if byHash[key] == nil { byHash.insert(key, UInt64(index)) }
         return index
     }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Decoding of pprof protobuf (gzip-compressed or not) into `ProfileData`.
 ///
 /// Every length, index and reference is checked before it is used; corrupt or truncated input
@@ -89,10 +91,22 @@ private struct WireReader {
         switch wireType {
         case 0: array.append(T(truncatingIfNeeded: try varint()))
         case 2:
-            var packed = WireReader(try lengthDelimited())
-            while !packed.isAtEnd { array.append(T(truncatingIfNeeded: try packed.varint())) }
+            let packed: [T] = try Self.packedIntegers(try lengthDelimited())
+            if array.isEmpty { array = packed } else { array.append(contentsOf: packed) }
         default: throw malformed("repeated integer with wire type \(wireType)")
         }
+    }
+
+    /// The integers of a packed field, in an array allocated once at its final size.
+    static func packedIntegers<T: FixedWidthInteger>(_ packed: UnsafeRawBufferPointer) throws -> [T] {
+        // Every varint ends in exactly one byte below 0x80.
+        var count = 0
+        for byte in packed where byte < 0x80 { count += 1 }
+        var result: [T] = []
+        result.reserveCapacity(count)
+        var reader = WireReader(packed)
+        while !reader.isAtEnd { result.append(T(truncatingIfNeeded: try reader.varint())) }
+        return result
     }
 
     /// Skips a field this reader does not use.
@@ -165,13 +179,15 @@ private enum ProfileDecoder {
         var comments: [Int64] = []
         var defaultSampleType: Int64 = 0
         var profile = ProfileData()
+        var sampleCache = SampleCache()
 
         var reader = WireReader(data)
         while !reader.isAtEnd {
             let (field, wireType) = try reader.nextKey()
             switch field {
             case 1: sampleTypes.append(try valueType(try reader.message(wireType)))
-            case 2: samples.append(try sample(try reader.message(wireType)))
+            case 2:
+                samples.append(try sample(try reader.message(wireType), &sampleCache, valueCount: sampleTypes.count))
             case 3: mappings.append(try mapping(try reader.message(wireType)))
             case 4: locations.append(try location(try reader.message(wireType)))
             case 5: functions.append(try function(try reader.message(wireType)))
@@ -270,14 +286,35 @@ private enum ProfileDecoder {
         return result
     }
 
-    static func sample(_ data: UnsafeRawBufferPointer) throws -> RawSample {
+    /// The previous sample's packed location IDs: consecutive samples often share a stack (this
+    /// library writes them grouped), and then share one array instead of decoding it again.
+    struct SampleCache {
+        var packedLocations: UnsafeRawBufferPointer?
+        var locationIDs: [UInt64] = []
+    }
+
+    static func sample(_ data: UnsafeRawBufferPointer, _ cache: inout SampleCache, valueCount: Int) throws -> RawSample
+    {
         var sample = RawSample()
         var reader = WireReader(data)
         while !reader.isAtEnd {
             let (field, wireType) = try reader.nextKey()
             switch field {
+            case 1 where wireType == 2 && sample.locationIDs.isEmpty:
+                let packed = try reader.lengthDelimited()
+                if let previous = cache.packedLocations, previous.count == packed.count,
+                    previous.count == 0 || memcmp(previous.baseAddress!, packed.baseAddress!, packed.count) == 0
+                {
+                    sample.locationIDs = cache.locationIDs
+                } else {
+                    sample.locationIDs = try WireReader.packedIntegers(packed)
+                    cache.packedLocations = packed
+                    cache.locationIDs = sample.locationIDs
+                }
             case 1: try reader.appendIntegers(wireType, to: &sample.locationIDs)
-            case 2: try reader.appendIntegers(wireType, to: &sample.values)
+            case 2:
+                if sample.values.isEmpty { sample.values.reserveCapacity(valueCount) }
+                try reader.appendIntegers(wireType, to: &sample.values)
             case 3: sample.labels.append(try label(try reader.message(wireType)))
             default: try reader.skip(wireType)
             }

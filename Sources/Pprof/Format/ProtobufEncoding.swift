@@ -59,7 +59,7 @@ extension ProfileData {
         }
         try samples.withUnsafeBufferPointer { samples in
             for index in samples.indices {
-                try encodeSample(samples[index], into: &out, strings: &strings)
+                encodeSample(samples[index], into: &out, strings: &strings)
                 try flushIfFull(&out)
             }
         }

@@ -128,16 +128,20 @@ let callerOfAddHelperLine = #line - 2
         callerOfAddHelper(profile, 2)  // skip 1 inside the helper
         callerOfAddHelper(profile, 3, skip: 2)
         callerOfAddHelper(profile, 4, skip: 10_000)
+        callerOfAddHelper(profile, 5, skip: .max)
         let buffer = ProfileBuffer()
         try profile.write(to: buffer)
         let leaves = try ProfileData(decoding: buffer.bytes).resolvedSamples().map { $0.frames.first?.function ?? "" }
-        #expect(leaves.count == 4)
+        #expect(leaves.count == 4, "the two empty stacks are one sample")
         #expect(leaves.contains { $0.hasPrefix("PprofTests.openConnectionForFormatTest(") })
         #expect(leaves.contains { $0.hasPrefix("PprofTests.callerOfAddHelper(") }, "skip 1: the helper's caller")
         #expect(!leaves.contains { $0.hasPrefix("PprofTests.addOnBehalfOfCaller(") })
         #expect(leaves.contains { $0.contains("skipZeroStartsAtTheCallerOfAdd") }, "skip 2: one frame further")
         // A skip past the whole stack leaves an empty stack, shown as Go's lostProfileEvent.
-        #expect(leaves.contains("pprof.lostProfileEvent"))
+        let lost = try ProfileData(decoding: buffer.bytes).resolvedSamples().filter {
+            $0.functionNames == ["pprof.lostProfileEvent"]
+        }
+        #expect(lost.map(\.values) == [[2]])
         let helper = try ProfileData(decoding: buffer.bytes).resolvedSamples().first {
             $0.frames.first?.function.hasPrefix("PprofTests.callerOfAddHelper(") == true
         }

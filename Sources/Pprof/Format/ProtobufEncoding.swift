@@ -57,9 +57,10 @@ extension ProfileData {
             out.reserve(ProtobufEncoder.maximumScalarSize)
             out.int64(14, strings.index(defaultSampleType))
         }
+        var repeatedIDs = RepeatedLocationIDs()
         try samples.withUnsafeBufferPointer { samples in
             for index in samples.indices {
-                encodeSample(samples[index], into: &out, strings: &strings)
+                encodeSample(samples[index], into: &out, strings: &strings, repeatedIDs: &repeatedIDs)
                 try flushIfFull(&out)
             }
         }
@@ -133,11 +134,26 @@ extension ProfileData {
     }
 
     @inline(__always)
-    private func encodeSample(_ sample: borrowing Sample, into out: inout ProtobufEncoder, strings: inout StringTable) {
+    private func encodeSample(
+        _ sample: borrowing Sample,
+        into out: inout ProtobufEncoder,
+        strings: inout StringTable,
+        repeatedIDs: inout RepeatedLocationIDs
+    ) {
         out.reserve(ProtobufEncoder.maximumSize(of: sample))
         let start = out.beginMessage(2)
         sample.values.withUnsafeBufferPointer { out.repeated(2, $0) }
-        sample.locationIDs.withUnsafeBufferPointer { out.repeated(1, $0) }
+        sample.locationIDs.withUnsafeBufferPointer { ids in
+            if ids.count > 0 && ids.baseAddress == repeatedIDs.storage && ids.count == repeatedIDs.count {
+                repeatedIDs.bytes.withUnsafeBytes { out.append($0) }
+            } else {
+                let before = out.count
+                out.repeated(1, ids)
+                repeatedIDs.storage = ids.baseAddress
+                repeatedIDs.count = ids.count
+                out.withBytes { repeatedIDs.bytes = Array($0[before...]) }
+            }
+        }
         sample.labels.withUnsafeBufferPointer { labels in
             for index in labels.indices {
                 // Read in place: copying a Label would retain its three strings.
@@ -154,6 +170,16 @@ extension ProfileData {
         }
         out.endMessage(start)
     }
+}
+
+/// The last location-ID field written and the array storage it came from. The builder gives all
+/// samples of a stack one shared array and writes them next to each other, so most samples can
+/// copy the previous encoding instead of writing thirty varints again. The same storage means the
+/// same IDs: every array is kept alive by the profile being encoded.
+private struct RepeatedLocationIDs {
+    var storage: UnsafePointer<UInt64>?
+    var count = 0
+    var bytes: [UInt8] = []
 }
 
 /// A growable buffer of protobuf bytes. Writers other than `reserve`, `valueType` and `string`
@@ -223,9 +249,30 @@ struct ProtobufEncoder: ~Copyable {
         count &+= 1
     }
 
+    /// Raw bytes (the caller reserved room).
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        assert(count + bytes.count <= capacity)
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        UnsafeMutableRawPointer(base + count).copyMemory(from: source, byteCount: bytes.count)
+        count &+= bytes.count
+    }
+
     @inline(__always)
     mutating func varint(_ value: UInt64) {
         assert(count + varintSize(value) <= capacity)
+        // Most values in a profile (IDs, string indices, counts) take one or two bytes.
+        if value < 0x80 {
+            base[count] = UInt8(truncatingIfNeeded: value)
+            count &+= 1
+            return
+        }
+        if value < 0x4000 {
+            base[count] = UInt8(truncatingIfNeeded: value) | 0x80
+            base[count &+ 1] = UInt8(truncatingIfNeeded: value >> 7)
+            count &+= 2
+            return
+        }
         var value = value
         var at = count
         while value >= 0x80 {

@@ -72,7 +72,7 @@ import Testing
 
     @Test func fileHandleReceivesTheWholeProfile() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-sink-\(UUID().uuidString).pb.gz")
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        #expect(FileManager.default.createFile(atPath: url.path, contents: nil))
         defer { try? FileManager.default.removeItem(at: url) }
         let handle = try FileHandle(forWritingTo: url)
         try Self.bigProfile.write(to: handle)

@@ -90,6 +90,27 @@ import Testing
         #expect(try ProfileData(decoding: bytes) == profile)
     }
 
+    @Test func samplesSharingOneIDArrayEncodeCorrectly() throws {
+        // The encoder copies the previous sample's encoded IDs when the array storage is the same.
+        let shared: [UInt64] = [1, 2, 3, 200]
+        let sameContentOtherStorage = Array(shared)
+        let profile = ProfileData(
+            sampleTypes: [.init(type: "a", unit: "b")],
+            samples: [
+                .init(locationIDs: shared, values: [1]), .init(locationIDs: shared, values: [2]),
+                .init(locationIDs: [4, 1], values: [3]), .init(locationIDs: shared, values: [4]),
+                .init(locationIDs: sameContentOtherStorage, values: [5]), .init(locationIDs: [], values: [6]),
+                .init(locationIDs: [], values: [7]), .init(locationIDs: [2], values: [8]),
+            ],
+            locations: [1, 2, 3, 4, 200].map { .init(id: $0, mappingID: 0, address: $0, lines: []) }
+        )
+        for chunkSize in [1, 64 * 1024] {
+            var bytes: [UInt8] = []
+            try profile.encode(compressed: false, chunkSize: chunkSize) { bytes += $0 }
+            #expect(try ProfileData(decoding: bytes) == profile)
+        }
+    }
+
     @Test func chunkedEncodingIsIdenticalToWhole() throws {
         let profile = RandomProfiles.profile(seed: 42)
         let whole = try raw(profile)

@@ -57,27 +57,9 @@ enum FormatBenchmarks {
 
         // Building: the first time symbolizes every distinct address; then only the builder's work.
         let symbols = FormatBenchmarkSupport.Symbols()
-        let (coldBuild, profile) = measure {
-            FormatBenchmarkSupport.buildProfile(
-                sampleTypes: types,
-                periodType: types[1],
-                period: 10_000_000,
-                samples: samples,
-                symbols: symbols
-            )
-        }
+        let (coldBuild, profile) = measure { build(samples, types, symbols) }
         var built: [ProfileData] = []
-        let warmBuild = median(repetitions) {
-            built += [
-                FormatBenchmarkSupport.buildProfile(
-                    sampleTypes: types,
-                    periodType: types[1],
-                    period: 10_000_000,
-                    samples: samples,
-                    symbols: symbols
-                )
-            ]
-        }
+        let warmBuild = median(repetitions) { built.append(build(samples, types, symbols)) }
         built.removeAll()
         print(
             "  build: first (symbolizing \(profile.locations.count) locations, \(profile.functions.count) functions) "
@@ -126,16 +108,7 @@ enum FormatBenchmarks {
         samples: [(stack: [UInt], values: [Int64], labels: [ProfileData.Label])]
     ) throws {
         let symbols = FormatBenchmarkSupport.Symbols()
-        func build() -> ProfileData {
-            FormatBenchmarkSupport.buildProfile(
-                sampleTypes: types,
-                periodType: types[1],
-                period: 10_000_000,
-                samples: samples,
-                symbols: symbols
-            )
-        }
-        let profile = build()
+        let profile = build(samples, types, symbols)
         let gzipped = try profile.encoded()
         if let path = ProcessInfo.processInfo.environment["PPROF_BENCH_FORMAT_DUMP"] {
             try Data(profile.encoded(compressed: false)).write(to: URL(fileURLWithPath: path))
@@ -144,7 +117,7 @@ enum FormatBenchmarks {
         var kept: [ProfileData] = []
         let time = try median(repeats) {
             switch phase {
-            case "build": kept.append(build())
+            case "build": kept.append(build(samples, types, symbols))
             case "encode": try profile.write(to: CountingSink())
             case "protobuf": _ = try profile.encoded(compressed: false)
             case "decode": kept.append(try ProfileData(decoding: gzipped))
@@ -152,6 +125,21 @@ enum FormatBenchmarks {
             }
         }
         print("  \(phase): \(ms(time)) (median of \(repeats))")
+    }
+
+    /// A CPU-like profile: period type cpu/nanoseconds at 100 Hz.
+    static func build(
+        _ samples: [(stack: [UInt], values: [Int64], labels: [ProfileData.Label])],
+        _ types: [ProfileData.ValueType],
+        _ symbols: FormatBenchmarkSupport.Symbols
+    ) -> ProfileData {
+        FormatBenchmarkSupport.buildProfile(
+            sampleTypes: types,
+            periodType: types[1],
+            period: 10_000_000,
+            samples: samples,
+            symbols: symbols
+        )
     }
 
     // MARK: - Measuring

@@ -396,32 +396,15 @@ private struct MappingTable {
     /// line numbers come from debug info, which is also where inlined frames come from, so
     /// `has_inline_frames` follows `has_line_numbers`. Unused mappings claim nothing (as in Go).
     func profileMappings() -> [ProfileData.Mapping] {
-        if isFake {
-            let seen = coverage[0]
-            return [
-                ProfileData.Mapping(
-                    id: 1,
-                    memoryStart: 0,
-                    memoryLimit: 0,
-                    fileOffset: 0,
-                    filename: "",
-                    buildID: "",
-                    hasFunctions: seen.used && seen.functions,
-                    hasFilenames: seen.used && seen.files,
-                    hasLineNumbers: seen.used && seen.lines,
-                    hasInlineFrames: seen.used && seen.lines
-                )
-            ]
-        }
-        return mappings.enumerated().map { index, mapping in
+        mappings.enumerated().map { index, mapping in
             let seen = coverage[index]
             return ProfileData.Mapping(
                 id: UInt64(index + 1),
-                memoryStart: mapping.start,
-                memoryLimit: mapping.limit,
+                memoryStart: isFake ? 0 : mapping.start,
+                memoryLimit: isFake ? 0 : mapping.limit,
                 fileOffset: mapping.fileOffset,
                 filename: mapping.path,
-                buildID: BuildIDCache.shared.buildID(for: mapping),
+                buildID: isFake ? "" : BuildIDCache.shared.buildID(for: mapping),
                 hasFunctions: seen.used && seen.functions,
                 hasFilenames: seen.used && seen.files,
                 hasLineNumbers: seen.used && seen.lines,

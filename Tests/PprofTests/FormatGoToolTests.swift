@@ -274,6 +274,33 @@ struct FormatGoToolTests {
         #expect(traces.text.contains("Swift.Array.append(_:) (inline)"))
     }
 
+    /// Go's `filepath.Clean`, which pprof applies to file names in reports.
+    static func cleanPath(_ path: String) -> String {
+        if path.isEmpty { return "." }
+        let rooted = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") where part != "." {
+            if part == ".." {
+                if let last = parts.last, last != ".." {
+                    parts.removeLast()
+                } else if !rooted {
+                    parts.append(part)
+                }
+            } else {
+                parts.append(part)
+            }
+        }
+        let joined = parts.joined(separator: "/")
+        return rooted ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    @Test func cleanPathIsGos() {
+        #expect(Self.cleanPath("/a/./b/../c//d/") == "/a/c/d")
+        #expect(Self.cleanPath("a/../../b") == "../b")
+        #expect(Self.cleanPath("/../x") == "/x")
+        #expect(Self.cleanPath("") == ".")
+    }
+
     /// `-traces` blocks: (value text, frame texts), labels left out.
     static func traces(_ text: String) -> [[String]] {
         var blocks: [[String]] = []
@@ -306,7 +333,7 @@ struct FormatGoToolTests {
                 for (index, line) in location.lines.enumerated() {
                     let function = profile.function(id: line.functionID)!
                     var name = function.name
-                    if withLines && line.line != 0 { name += " \(function.filename):\(line.line)" }
+                    if withLines && line.line != 0 { name += " \(cleanPath(function.filename)):\(line.line)" }
                     if index < location.lines.count - 1 { name += " (inline)" }
                     names.append(name)
                 }

@@ -169,6 +169,37 @@ import Testing
         #expect(profile.sampleTypes == [.init(type: "t", unit: "")])
     }
 
+    /// The shared LEB128 reader (protobuf varints, DWARF): extremes decode, nothing traps.
+    @Test func leb128ExtremesDecodeWithoutTrapping() throws {
+        func read<T>(_ bytes: [UInt8], _ body: (inout ByteReader) throws -> T) throws -> T {
+            try bytes.withUnsafeBytes { raw in
+                var reader = ByteReader(raw)
+                return try body(&reader)
+            }
+        }
+        #expect(try read(Wire.varint(.max)) { try $0.uleb128() } == .max)
+        #expect(try read([0x7f]) { try $0.sleb128() } == -1)
+        #expect(try read([0x80, 0x7f]) { try $0.sleb128() } == -128)
+        // Nine bytes with the sign bit set: the shift reaches 63.
+        let nine: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]
+        #expect(try read(nine) { try $0.sleb128() } == Int64.min / 2)
+        // Ten bytes are a valid length.
+        let ten: [UInt8] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7f]
+        #expect(try read(ten) { try $0.sleb128() } == Int64.min)
+        #expect(throws: (any Error).self) {
+            try read([UInt8](repeating: 0x80, count: 10) + [0x00]) { try $0.sleb128() }
+        }
+        #expect(
+            try read([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]) { try $0.sleb128() } == Int64.max
+        )
+        var rng = SeededGenerator(seed: 12)
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 1...11, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            _ = try? read(bytes) { try $0.sleb128() }
+            _ = try? read(bytes) { try $0.uleb128() }
+        }
+    }
+
     @Test func readsConcatenatedGzipMembers() throws {
         let bytes = try RandomProfiles.profile(seed: 3).encoded(compressed: false)
         let half = bytes.count / 2

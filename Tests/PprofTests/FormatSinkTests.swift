@@ -82,6 +82,23 @@ import Testing
         #expect(try ProfileData(decoding: bytes) == Self.bigProfile)
     }
 
+    @Test func aFullDiskThrowsItsError() throws {
+        let fd = open("/dev/full", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        var thrown: (any Error)?
+        do {
+            try Self.bigProfile.write(to: handle)
+        } catch {
+            thrown = error
+        }
+        let underlying = (thrown as NSError?)?.userInfo[NSUnderlyingErrorKey] as? NSError
+        #expect(underlying?.code == Int(ENOSPC), "\(String(describing: thrown))")
+        let profile = Profile(name: "format.full.\(UUID().uuidString)")
+        openConnectionForFormatTest(profile, 1)
+        #expect(throws: (any Error).self) { try profile.write(to: handle, debug: 1) }
+    }
+
     /// In a child process: without the guard, SIGPIPE would kill it.
     @Test func aClosedPipeThrowsInsteadOfKillingTheProcess() throws {
         let result = try ChildProcess.run("format-write-closed-pipe")

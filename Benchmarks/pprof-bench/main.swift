@@ -4,7 +4,11 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("format", FormatBenchmarks.run)
+    ("unwind", UnwindBenchmarks.run),
+    ("threads", ThreadBenchmarks.run),
+    ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
+    ("format", FormatBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

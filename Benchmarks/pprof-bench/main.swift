@@ -8,6 +8,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("threads", ThreadBenchmarks.run),
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
+    ("format", FormatBenchmarks.run),
     ("http", HTTPBenchmarks.run),
 ]
 

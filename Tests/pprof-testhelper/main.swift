@@ -28,6 +28,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-memcpy": CPUScenarios.memcpy,
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
+    "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
     "http-serve": HTTPScenarios.serve,
 ]
 

@@ -145,9 +145,8 @@ extension PprofHandler {
             return Self.error(500, "failed to collect profile: \(error)")
         }
         do {
-            var delta = try ProfileDelta.difference(from: before, to: after)
-            delta.timeNanos = after.timeNanos
-            delta.durationNanos = after.timeNanos - before.timeNanos
+            // Sets time_nanos to the second snapshot's and duration_nanos to the time between.
+            let delta = try after.delta(since: before)
             return Self.profileDownload(try delta.encoded(), filename: profile.name + "-delta")
         } catch {
             return Self.error(500, "failed to compute delta: \(error)")

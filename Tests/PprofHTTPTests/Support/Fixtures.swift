@@ -17,15 +17,9 @@ enum Fixtures {
         profile.add(id)
     }
 
-    /// The function names of every location in a decoded profile, per sample, leaf first.
+    /// The function names of each sample's stack, leaf first.
     static func stacks(_ data: ProfileData) -> [[String]] {
-        let functions = Dictionary(uniqueKeysWithValues: data.functions.map { ($0.id, $0.name) })
-        let locations = Dictionary(uniqueKeysWithValues: data.locations.map { ($0.id, $0) })
-        return data.samples.map { sample in
-            sample.locationIDs.flatMap { id in
-                (locations[id]?.lines ?? []).map { functions[$0.functionID] ?? "?" }
-            }
-        }
+        data.resolvedSamples().map(\.functionNames)
     }
 
     /// The resident set size of this process, from /proc/self/status.

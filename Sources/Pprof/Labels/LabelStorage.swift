@@ -1,0 +1,140 @@
+import CPprof
+import Glibc
+
+/// One label as stored: key and value.
+struct LabelPair: Sendable {
+    let key: String
+    let value: String
+}
+
+/// The immutable storage of a non-empty label set in one allocation: a header holding the C node
+/// a signal handler reads (`pp_label_node`: the set's tag and its "sampled" mark), then the pairs,
+/// sorted by the UTF-8 bytes of their keys, keys unique.
+///
+/// The handler reaches the node at a fixed offset from the object (`LabelRuntime.nodeOffset`) and
+/// writes only the node's `sampled` and `next` fields, through C atomics; Swift touches the node
+/// only through pointers, never through `header`.
+///
+/// `ManagedBuffer` cannot be `Sendable`; the storage is immutable once made, and is passed between
+/// threads wrapped in `ProfileLabels` and `InForceLabels`.
+final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
+    struct Header {
+        var node: pp_label_node
+        let count: Int
+    }
+
+    /// A storage holding `pairs`, which must already be sorted by key with unique keys.
+    static func make(sortedUniquePairs pairs: some Collection<LabelPair>) -> LabelStorage {
+        LabelRuntime.ensureInstalled()
+        let count = pairs.count
+        let storage = unsafeDowncast(
+            create(minimumCapacity: count) { _ in
+                Header(
+                    node: pp_label_node(tag: pp_labels_next_tag(), next: nil, sampled: 0, reserved: 0),
+                    count: count
+                )
+            },
+            to: LabelStorage.self
+        )
+        storage.withUnsafeMutablePointerToElements { elements in
+            var next = elements
+            for pair in pairs {
+                next.initialize(to: pair)
+                next += 1
+            }
+        }
+        return storage
+    }
+
+    var count: Int { withUnsafeMutablePointerToHeader { $0.pointee.count } }
+
+    var tag: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.node.tag } }
+
+    subscript(index: Int) -> LabelPair {
+        withUnsafeMutablePointerToElements { $0[index] }
+    }
+
+    var pairs: [(key: String, value: String)] {
+        withUnsafeMutablePointers { header, elements in
+            UnsafeBufferPointer(start: elements, count: header.pointee.count).map { ($0.key, $0.value) }
+        }
+    }
+
+    var nodePointer: UnsafeMutablePointer<pp_label_node> {
+        withUnsafeMutablePointerToHeader { header in
+            UnsafeMutableRawPointer(header).advanced(by: LabelRuntime.nodeOffsetInHeader)
+                .assumingMemoryBound(to: pp_label_node.self)
+        }
+    }
+
+    deinit {
+        // A set a handler has seen must stay resolvable by tag (LabelTags); unsampled sets, the
+        // common case, leave without taking any lock.
+        if pp_label_node_sampled(nodePointer) != 0 {
+            LabelTags.retire(tag: tag, pairs: pairs)
+        }
+        _ = withUnsafeMutablePointers { header, elements in
+            elements.deinitialize(count: header.pointee.count)
+        }
+    }
+}
+
+/// The handler-side wiring: the task-local the labels live in, and the one-time installation that
+/// tells the C side where to find them.
+enum LabelRuntime {
+    /// The label set that `withProfileLabels` binds; `nil` outside every scope. Never bound to `nil`.
+    /// The handler reads the bound value as one word: the storage's address (checked at install).
+    @TaskLocal static var inForce: InForceLabels? = nil
+
+    static let nodeOffsetInHeader = MemoryLayout<LabelStorage.Header>.offset(of: \.node)!
+
+    /// Offset from a label-set object's address to its `pp_label_node` (the same for every object).
+    static let nodeOffset: Int = {
+        let probe = LabelStorage.create(minimumCapacity: 0) { _ in
+            LabelStorage.Header(node: pp_label_node(), count: 0)
+        }
+        let object = Unmanaged.passUnretained(probe).toOpaque()
+        return probe.withUnsafeMutablePointerToHeader { header in
+            UnsafeMutableRawPointer(header) - object + nodeOffsetInHeader
+        }
+    }()
+
+    /// Whether handlers can read task labels (else only thread labels); installs on first use.
+    static let taskLabelsReadable: Bool = {
+        precondition(
+            MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size,
+            "the task-local must be one object pointer for the signal handler"
+        )
+        let key = Unmanaged.passUnretained($inForce).toOpaque()
+        return pp_labels_install(key, nodeOffset) { object in
+            Unmanaged<LabelStorage>.fromOpaque(object!).release()
+        } != 0
+    }()
+
+    /// Makes `pp_labels_current()` able to see every label set created from now on.
+    @inline(__always) static func ensureInstalled() {
+        _ = taskLabelsReadable
+    }
+}
+
+/// A label set in force, as the task-local holds it: exactly one object reference.
+struct InForceLabels: @unchecked Sendable {
+    let storage: LabelStorage
+}
+
+/// Three-way comparison of the UTF-8 bytes of two strings (Go's string order).
+@inline(__always) func compareUTF8(_ a: String, _ b: String) -> Int {
+    let fast = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y -> Int in
+            let common = min(x.count, y.count)
+            if common > 0 {
+                let order = memcmp(x.baseAddress!, y.baseAddress!, common)
+                if order != 0 { return Int(order) }
+            }
+            return x.count - y.count
+        }
+    }
+    if let order = fast ?? nil { return order }
+    if a.utf8.elementsEqual(b.utf8) { return 0 }
+    return a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1
+}

@@ -32,6 +32,13 @@ let package = Package(
         ),
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
-        .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
+        // C test support: signal handlers that tests use to observe what profiler handlers see.
+        .target(
+            name: "CPprofTestSupport",
+            dependencies: ["CPprof"],
+            path: "Tests/CPprofTestSupport",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .testTarget(name: "PprofTests", dependencies: ["Pprof", "CPprofTestSupport"]),
     ]
 )

@@ -262,19 +262,24 @@ struct LabelTestError: Error {}
             #expect(result["cleared"] == [])
         }
 
-        @Test func threadLabelsDoNotLeakIntoTasks() async {
-            let observed = await withCheckedContinuation { continuation in
-                Thread {
-                    ProfileLabels.setForCurrentThread(["worker": "own"])
-                    let outside = handlerLabels()
-                    Task {
-                        continuation.resume(returning: (outside, pairs(ProfileLabels.current), handlerLabels()))
-                    }
-                    ProfileLabels.setForCurrentThread(ProfileLabels())
-                }.start()
+        @Test func threadLabelsDoNotLeakIntoTasksRunningOnTheThread() async {
+            // The hopper's thread runs plain code between jobs, and tasks' jobs.
+            let hopper = Hopper()
+            let outside = hopper.executor.performAndWait {
+                ProfileLabels.setForCurrentThread(["worker": "executor"])
+                return handlerLabels()
             }
-            #expect(observed.0 == [Pair("worker", "own")])
-            #expect(observed.1 == [] && observed.2 == [])
+            #expect(outside == [Pair("worker", "executor")])
+            let unlabelled = await hopper.visit()
+            #expect(unlabelled.current == [] && unlabelled.handler == [])
+            let labelled = await withProfileLabels(["route": "/x"]) { await hopper.visit() }
+            #expect(labelled.current == [Pair("route", "/x")] && labelled.handler == [Pair("route", "/x")])
+            #expect(unlabelled.thread == hopper.thread && labelled.thread == hopper.thread)
+            let after = hopper.executor.performAndWait {
+                defer { ProfileLabels.setForCurrentThread(ProfileLabels()) }
+                return handlerLabels()
+            }
+            #expect(after == [Pair("worker", "executor")])
         }
 
         @Test func threadLabelsAreReleasedWhenTheThreadExits() {
@@ -319,8 +324,13 @@ actor Hopper {
 
 /// A serial executor that runs every job on its own thread.
 final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
+    private enum Work {
+        case job(UnownedJob)
+        case plain(() -> Void)
+    }
+
     private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
+    private var jobs: [Work] = []
     private var threadID: Int32 = 0
 
     init() {
@@ -333,12 +343,32 @@ final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
             while true {
                 condition.lock()
                 while jobs.isEmpty { condition.wait() }
-                let job = jobs.removeFirst()
+                let work = jobs.removeFirst()
                 condition.unlock()
-                job.runSynchronously(on: asUnownedSerialExecutor())
+                switch work {
+                case .job(let job): job.runSynchronously(on: asUnownedSerialExecutor())
+                case .plain(let body): body()
+                }
             }
         }.start()
         started.wait()
+    }
+
+    /// Runs `body` on the executor's thread outside any task, and waits for it.
+    func performAndWait<T>(_ body: @escaping () -> T) -> T {
+        nonisolated(unsafe) var result: T?
+        let done = DispatchSemaphore(value: 0)
+        condition.lock()
+        jobs.append(
+            .plain({
+                result = body()
+                done.signal()
+            })
+        )
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        return result!
     }
 
     var thread: Int32 {
@@ -349,7 +379,7 @@ final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
 
     func enqueue(_ job: UnownedJob) {
         condition.lock()
-        jobs.append(job)
+        jobs.append(.job(job))
         condition.signal()
         condition.unlock()
     }

@@ -43,8 +43,14 @@ extension LabelTests {
             }
             let resolved = resolver.stop()
             #expect(mismatches == 0)
-            #expect(resolved.failures.isEmpty, "tags sampled while pinned that did not resolve: \(resolved.failures.prefix(5))")
-            #expect(resolved.checked >= 100, "the resolver checked only \(resolved.checked) tags in \(resolved.pins) pins")
+            #expect(
+                resolved.failures.isEmpty,
+                "tags sampled while pinned that did not resolve: \(resolved.failures.prefix(5))"
+            )
+            #expect(
+                resolved.checked >= 100,
+                "the resolver checked only \(resolved.checked) tags in \(resolved.pins) pins"
+            )
 
             // Nothing is kept for the dead request sets once no pin is held.
             let statistics = LabelTags.statistics

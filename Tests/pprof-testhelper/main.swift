@@ -8,6 +8,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "labels-handler-situations": LabelScenarios.handlerSituations,
+    "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

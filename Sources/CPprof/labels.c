@@ -1,6 +1,7 @@
 // Label tags for handlers. Only pp_labels_current (and the static functions it calls) runs inside
 // signal handlers: it makes no syscall, takes no lock, allocates nothing and leaves errno alone.
-// Everything else runs in ordinary Swift-side code.
+// Everything else runs in ordinary Swift-side code (pp_labels_object_in_force shares the handler's
+// lookup).
 //
 // How a handler finds the labels of the Swift task running on the interrupted thread: it calls the
 // Concurrency runtime's swift_task_localValueGet(key) with the key of the task-local that
@@ -70,22 +71,22 @@ static uint64_t tag_of(void *object) {
     return node->tag;
 }
 
+// The label-set object in force on this thread (not retained), or NULL.
+static void *object_in_force(void) {
+    if (!__atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED)) {
+        return __atomic_load_n(&thread_object, __ATOMIC_RELAXED);
+    }
+    // Inside a task only the task's labels count; outside, a withProfileLabels scope (the
+    // runtime's fallback storage) wins over the thread's own labels.
+    void *task = get_current();
+    void **value = (void **)local_value_get(task_local_key);
+    if (value && *value) return *value;
+    return task ? NULL : __atomic_load_n(&thread_object, __ATOMIC_RELAXED);
+}
+
 uint64_t pp_labels_current(void) {
     if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE)) return 0;
-    void *object = NULL;
-    if (__atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED)) {
-        // Inside a task only the task's labels count; outside, a withProfileLabels scope (the
-        // runtime's fallback storage) wins over the thread's own labels.
-        void *task = get_current();
-        void **value = (void **)local_value_get(task_local_key);
-        if (value && *value) {
-            object = *value;
-        } else if (!task) {
-            object = __atomic_load_n(&thread_object, __ATOMIC_RELAXED);
-        }
-    } else {
-        object = __atomic_load_n(&thread_object, __ATOMIC_RELAXED);
-    }
+    void *object = object_in_force();
     return object ? tag_of(object) : 0;
 }
 
@@ -162,6 +163,12 @@ int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(v
 int pp_labels_task_labels_readable(void) {
     return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) && __atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED);
 }
+
+void *pp_labels_object_in_force(void) {
+    return pp_labels_task_labels_readable() ? object_in_force() : NULL;
+}
+
+int pp_labels_task_running(void) { return swift_task_getCurrent && swift_task_getCurrent() != NULL; }
 
 uint64_t pp_labels_next_tag(void) {
     if (thread_tag_next == thread_tag_end) {

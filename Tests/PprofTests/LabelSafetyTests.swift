@@ -10,7 +10,7 @@ extension LabelTests {
     /// binding or TLS slow path) would show up as another function.
     @Suite(.enabled(if: Debugger.usable, "needs gdb with ptrace permission")) struct HandlerSafety {
         static let allowedFunctions: Set<String> = [
-            "pp_labels_current", "tag_of",
+            "pp_labels_current", "object_in_force", "tag_of",
             "swift_task_getCurrent", "swift_task_localValueGet",
             "__tls_get_addr", "__tls_get_addr@plt",
         ]

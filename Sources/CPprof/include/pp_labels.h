@@ -35,6 +35,14 @@ int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*r
 // 1 if handlers read task labels (pp_labels_install returned 1), else 0.
 int pp_labels_task_labels_readable(void);
 
+// The label-set object in force on the calling thread (not retained; same rules as
+// pp_labels_current, without marking it sampled), or NULL. Only when task labels are readable.
+void *pp_labels_object_in_force(void);
+
+// 1 if the calling thread is running a Swift task (swift_task_getCurrent() != NULL), else 0. No
+// reference counting, unlike withUnsafeCurrentTask.
+int pp_labels_task_running(void);
+
 // A fresh tag: nonzero, unique for the life of the process. Cheap: per-thread blocks.
 uint64_t pp_labels_next_tag(void);
 

@@ -20,30 +20,72 @@ struct LabelPair: Sendable {
 final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     struct Header {
         var node: pp_label_node
-        let count: Int
+        var count: Int
     }
 
     /// A storage holding `pairs`, which must already be sorted by key with unique keys.
     static func make(sortedUniquePairs pairs: some Collection<LabelPair>) -> LabelStorage {
-        LabelRuntime.ensureInstalled()
-        let count = pairs.count
-        let storage = unsafeDowncast(
-            create(minimumCapacity: count) { _ in
-                Header(
-                    node: pp_label_node(tag: pp_labels_next_tag(), next: nil, sampled: 0, reserved: 0),
-                    count: count
-                )
-            },
-            to: LabelStorage.self
-        )
-        storage.withUnsafeMutablePointerToElements { elements in
+        make(count: pairs.count) { elements in
             var next = elements
             for pair in pairs {
                 next.initialize(to: pair)
                 next += 1
             }
         }
+    }
+
+    /// A storage of `count` pairs, which `initialize` must initialize in key order.
+    static func make(count: Int, initializingWith initialize: (UnsafeMutablePointer<LabelPair>) -> Void) -> LabelStorage
+    {
+        make(capacity: count) { elements in
+            initialize(elements)
+            return count
+        }
+    }
+
+    /// A storage with room for `capacity` pairs, of which `initialize` initializes the first ones in
+    /// key order and returns how many.
+    static func make(
+        capacity: Int,
+        initializingWith initialize: (UnsafeMutablePointer<LabelPair>) -> Int
+    ) -> LabelStorage {
+        LabelRuntime.ensureInstalled()
+        let storage = unsafeDowncast(
+            create(minimumCapacity: capacity) { _ in
+                Header(node: pp_label_node(tag: pp_labels_next_tag(), next: nil, sampled: 0, reserved: 0), count: 0)
+            },
+            to: LabelStorage.self
+        )
+        storage.withUnsafeMutablePointers { header, elements in header.pointee.count = initialize(elements) }
         return storage
+    }
+
+    /// `base`'s pairs with `overriding`'s added, `overriding` winning on equal keys; `nil` if that is
+    /// just `base` (every pair of `overriding` is already in it). One pass, one allocation (sized for
+    /// the worst case, which wastes a pair's space per key the two share).
+    static func merge(_ base: LabelStorage, _ overriding: LabelStorage) -> LabelStorage? {
+        base.withUnsafeMutablePointers { baseHeader, a in
+            overriding.withUnsafeMutablePointers { overridingHeader, b in
+                let aCount = baseHeader.pointee.count
+                let bCount = overridingHeader.pointee.count
+                var changed = false
+                let merged = make(capacity: aCount + bCount) { out in
+                    var i = 0
+                    var j = 0
+                    var next = out
+                    while i < aCount || j < bCount {
+                        let order = i == aCount ? 1 : j == bCount ? -1 : compareUTF8(a[i].key, b[j].key)
+                        if order > 0 || (order == 0 && compareUTF8(a[i].value, b[j].value) != 0) { changed = true }
+                        next.initialize(to: order < 0 ? a[i] : b[j])
+                        next += 1
+                        if order <= 0 { i += 1 }
+                        if order >= 0 { j += 1 }
+                    }
+                    return next - out
+                }
+                return changed ? merged : nil
+            }
+        }
     }
 
     var count: Int { withUnsafeMutablePointerToHeader { $0.pointee.count } }
@@ -81,10 +123,31 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
 
 /// The handler-side wiring: the task-local the labels live in, and the one-time installation that
 /// tells the C side where to find them.
-enum LabelRuntime {
-    /// The label set that `withProfileLabels` binds; `nil` outside every scope. Never bound to `nil`.
-    /// The handler reads the bound value as one word: the storage's address (checked at install).
-    @TaskLocal static var inForce: InForceLabels? = nil
+@usableFromInline enum LabelRuntime {
+    /// The task-local that `withProfileLabels` binds; `nil` outside every scope. Never bound to
+    /// `nil`. The handler reads the bound value as one word: the storage's address (checked at
+    /// install). Declared without the `@TaskLocal` macro so that inlined callers can reach it.
+    @usableFromInline static let inForceLocal = TaskLocal<InForceLabels?>(wrappedValue: nil)
+
+    /// What a new scope binds: the labels in force merged with `labels`; `nil` if `labels` is
+    /// empty (the scope changes nothing).
+    @usableFromInline static func labelsToBind(adding labels: ProfileLabels) -> InForceLabels? {
+        guard let added = labels.storage else { return nil }
+        guard let outerObject = objectInForce() else { return InForceLabels(storage: added) }
+        // The outer set is in force on this thread, so alive: read it without retaining it.
+        let outer = Unmanaged<LabelStorage>.fromOpaque(outerObject)
+        let merged = outer._withUnsafeGuaranteedRef { outer in outer === added ? nil : LabelStorage.merge(outer, added)
+        }
+        return InForceLabels(storage: merged ?? outer.takeUnretainedValue())
+    }
+
+    /// The address of the label set in force here (not retained), or `nil`; see `ProfileLabels.current`.
+    static func objectInForce() -> UnsafeMutableRawPointer? {
+        // One C call doing what the handler does; cheaper than TaskLocal.get() and a task check.
+        if taskLabelsReadable { return pp_labels_object_in_force() }
+        if let scope = inForceLocal.get() { return Unmanaged.passUnretained(scope.storage).toOpaque() }
+        return pp_labels_task_running() != 0 ? nil : pp_labels_thread_get()
+    }
 
     static let nodeOffsetInHeader = MemoryLayout<LabelStorage.Header>.offset(of: \.node)!
 
@@ -105,7 +168,7 @@ enum LabelRuntime {
             MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size,
             "the task-local must be one object pointer for the signal handler"
         )
-        let key = Unmanaged.passUnretained($inForce).toOpaque()
+        let key = Unmanaged.passUnretained(inForceLocal).toOpaque()
         return pp_labels_install(key, nodeOffset) { object in
             Unmanaged<LabelStorage>.fromOpaque(object!).release()
         } != 0
@@ -118,7 +181,7 @@ enum LabelRuntime {
 }
 
 /// A label set in force, as the task-local holds it: exactly one object reference.
-struct InForceLabels: @unchecked Sendable {
+@usableFromInline struct InForceLabels: @unchecked Sendable {
     let storage: LabelStorage
 }
 

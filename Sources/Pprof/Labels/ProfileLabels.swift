@@ -88,40 +88,9 @@ public struct ProfileLabels: @unchecked Sendable {
         guard let mine = storage else { return other }
         guard let theirs = other.storage else { return self }
         if mine === theirs { return self }
-        var merged: [LabelPair] = []
-        merged.reserveCapacity(mine.count + theirs.count)
-        var changed = false
-        var i = 0
-        var j = 0
-        while i < mine.count && j < theirs.count {
-            let a = mine[i]
-            let b = theirs[j]
-            let order = compareUTF8(a.key, b.key)
-            if order < 0 {
-                merged.append(a)
-                i += 1
-            } else if order > 0 {
-                merged.append(b)
-                changed = true
-                j += 1
-            } else {
-                merged.append(b)
-                if compareUTF8(a.value, b.value) != 0 { changed = true }
-                i += 1
-                j += 1
-            }
-        }
-        while i < mine.count {
-            merged.append(mine[i])
-            i += 1
-        }
-        while j < theirs.count {
-            merged.append(theirs[j])
-            changed = true
-            j += 1
-        }
         // Re-setting labels that are already in force keeps the existing set (and its tag).
-        return changed ? ProfileLabels(storage: LabelStorage.make(sortedUniquePairs: merged)) : self
+        guard let merged = LabelStorage.merge(mine, theirs) else { return self }
+        return ProfileLabels(storage: merged)
     }
 }
 
@@ -174,9 +143,8 @@ extension ProfileLabels {
     ///
     /// This is exactly what a CPU sample taken at this point records.
     public static var current: ProfileLabels {
-        if let inForce = LabelRuntime.inForce { return ProfileLabels(storage: inForce.storage) }
-        if withUnsafeCurrentTask(body: { $0 != nil }) { return ProfileLabels() }
-        return forCurrentThread
+        guard let object = LabelRuntime.objectInForce() else { return ProfileLabels() }
+        return ProfileLabels(storage: Unmanaged<LabelStorage>.fromOpaque(object).takeUnretainedValue())
     }
 
     /// The calling thread's own labels, as set by `setForCurrentThread`, whether or not a

@@ -5,17 +5,17 @@
 ///
 /// Tasks started inside (`async let`, task groups, `Task {}`) inherit the labels; `Task.detached`
 /// does not (it inherits no task-locals).
-@discardableResult
+@inlinable @discardableResult
 public func withProfileLabels<Success, Failure: Error>(
     _ labels: ProfileLabels,
     operation: () throws(Failure) -> Success
 ) throws(Failure) -> Success {
-    guard !labels.isEmpty, let inForce = ProfileLabels.current.merging(labels).storage else {
-        return try operation()
-    }
+    // Inlinable so that callers get a specialized copy: generic `Result` metadata costs more than
+    // the rest of the scope.
+    guard let inForce = LabelRuntime.labelsToBind(adding: labels) else { return try operation() }
     // The error is carried out as a value: `withValue` rethrows untyped errors.
     var outcome: Result<Success, Failure>?
-    LabelRuntime.$inForce.withValue(InForceLabels(storage: inForce)) {
+    LabelRuntime.inForceLocal.withValue(inForce) {
         do throws(Failure) {
             outcome = .success(try operation())
         } catch {
@@ -33,18 +33,16 @@ public func withProfileLabels<Success, Failure: Error>(
 /// Child tasks started inside (`async let`, task groups, `Task {}`) inherit the labels;
 /// `Task.detached` does not (it inherits no task-locals): capture `ProfileLabels.current` and wrap
 /// the detached task's body in `withProfileLabels` to carry them over.
-@discardableResult
+@inlinable @discardableResult
 public func withProfileLabels<Success, Failure: Error>(
     _ labels: ProfileLabels,
     isolation: isolated (any Actor)? = #isolation,
     operation: () async throws(Failure) -> Success
 ) async throws(Failure) -> Success {
-    guard !labels.isEmpty, let inForce = ProfileLabels.current.merging(labels).storage else {
-        return try await operation()
-    }
+    guard let inForce = LabelRuntime.labelsToBind(adding: labels) else { return try await operation() }
     var outcome: Result<Success, Failure>?
-    await LabelRuntime.$inForce.withValue(
-        InForceLabels(storage: inForce),
+    await LabelRuntime.inForceLocal.withValue(
+        inForce,
         operation: {
             do throws(Failure) {
                 outcome = .success(try await operation())

@@ -38,6 +38,17 @@ enum LabelBenchmarks {
             withProfileLabels(route) { measure(iterations) { withProfileLabels(tenant) { sink() } } }
         )
 
+        add(
+            "build a one-label set from a literal",
+            measure(iterations) { blackHole &+= (["route": "/users"] as ProfileLabels).count },
+            budgeted: false
+        )
+        add(
+            "build a three-label set from a literal (unsorted)",
+            measure(iterations) { blackHole &+= (["z": "1", "a": "2", "m": "3"] as ProfileLabels).count },
+            budgeted: false
+        )
+
         let inTask = onTask { () async -> [(String, Double, Bool)] in
             var rows: [(String, Double, Bool)] = []
             rows.append(

@@ -61,6 +61,31 @@ struct LabelTestError: Error {}
             #expect(labels["\u{E9}"] == "1" && labels["e\u{301}"] == "4")
         }
 
+        @Test func agreesWithAReferenceOnRandomInputs() {
+            var generator = SplitMix64(seed: 42)
+            let alphabet = ["a", "b", "B", "é", "e\u{301}", "zz", "", "a0", "ab"]
+            for _ in 0..<300 {
+                let count = Int(generator.next() % 12)
+                let input = (0..<count).map { _ in
+                    (
+                        alphabet[Int(generator.next() % UInt64(alphabet.count))],
+                        String(generator.next() % 5)
+                    )
+                }
+                // Reference: last value per key (bytes), sorted by key bytes.
+                var last: [[UInt8]: (String, String)] = [:]
+                for pair in input { last[Array(pair.0.utf8)] = pair }
+                let expected = last.values.sorted { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }
+                    .map { Pair($0.0, $0.1) }
+                let labels = ProfileLabels(input)
+                #expect(pairs(labels) == expected, "input \(input)")
+                for pair in expected { #expect(labels[pair.key] == pair.value) }
+                // Merging agrees with building from the concatenation.
+                let other = ProfileLabels(input.reversed())
+                #expect(labels.merging(other) == ProfileLabels(input + input.reversed()))
+            }
+        }
+
         @Test func mergingLetsTheArgumentWin() {
             let base: ProfileLabels = ["route": "/a", "tenant": "x"]
             let merged = base.merging(["route": "/b", "user": "u"])
@@ -183,6 +208,16 @@ struct LabelTestError: Error {}
             #expect(seen.0 == [Pair("job", "background")] && seen.1 == [Pair("job", "background")])
         }
 
+        @Test func taskStartedInASyncScopeOutsideTasksInherits() async {
+            let task = onNewThread {
+                withProfileLabels(["origin": "thread"]) {
+                    Task { (pairs(ProfileLabels.current), handlerLabels()) }
+                }
+            }
+            let seen = await task.value
+            #expect(seen.0 == [Pair("origin", "thread")] && seen.1 == [Pair("origin", "thread")])
+        }
+
         @Test func labelsSetInATaskGroupBodyReachItsChildren() async {
             let seen = await withTaskGroup(of: [Pair].self) { group in
                 withProfileLabels(["phase": "fan-out"]) {
@@ -291,6 +326,19 @@ struct LabelTestError: Error {}
             }
             #expect(storage == nil)
         }
+    }
+}
+
+/// A small deterministic random number generator for reproducible test inputs.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

@@ -113,7 +113,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         // A set a handler has seen must stay resolvable by tag (LabelTags); unsampled sets, the
         // common case, leave without taking any lock.
         if pp_label_node_sampled(nodePointer) != 0 {
-            LabelTags.retire(tag: tag, pairs: pairs)
+            LabelTags.retire(self)
         }
         _ = withUnsafeMutablePointers { header, elements in
             elements.deinitialize(count: header.pointee.count)

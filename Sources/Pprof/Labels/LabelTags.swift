@@ -51,12 +51,13 @@ enum LabelTags {
         }
     }
 
-    /// Called by a sampled label set as it dies.
-    static func retire(tag: UInt64, pairs: [(key: String, value: String)]) {
+    /// Called by a sampled label set from its `deinit`.
+    static func retire(_ storage: LabelStorage) {
+        let tag = storage.tag
         registry.withLock { registry in
             absorbSampled(into: &registry)
             registry.live[tag] = nil
-            if registry.pins > 0 { registry.retired[tag] = pairs }
+            if registry.pins > 0 { registry.retired[tag] = storage.pairs }
         }
     }
 

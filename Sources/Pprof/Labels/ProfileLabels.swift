@@ -28,43 +28,52 @@ public struct ProfileLabels: @unchecked Sendable {
     /// Labels from key/value pairs, such as a dictionary or an array of pairs. When a key occurs
     /// more than once, the later value wins.
     public init<Pairs: Sequence<(key: String, value: String)>>(_ pairs: Pairs) {
-        self.init(normalizing: pairs.map { LabelPair(key: $0.key, value: $0.value) })
+        storage = Self.storage(normalizing: ContiguousArray(pairs.lazy.map { ($0.key, $0.value) }))
     }
 
     /// Labels from key/value pairs. When a key occurs more than once, the later value wins.
     public init<Pairs: Sequence<(String, String)>>(_ pairs: Pairs) {
-        self.init(normalizing: pairs.map { LabelPair(key: $0.0, value: $0.1) })
+        storage =
+            pairs.withContiguousStorageIfAvailable { Self.storage(normalizing: $0) }
+            ?? Self.storage(normalizing: ContiguousArray(pairs))
     }
 
-    private init(normalizing pairs: [LabelPair]) {
-        guard !pairs.isEmpty else {
-            storage = nil
-            return
-        }
+    /// Sorted storage for `pairs`, later pairs winning on equal keys. Pairs already in strictly
+    /// ascending key order (one pair always is) are copied straight into the storage.
+    private static func storage(
+        normalizing pairs: some RandomAccessCollection<(String, String)>
+    ) -> LabelStorage? {
+        guard let first = pairs.first else { return nil }
+        var previous = first.0
         var strictlyAscending = true
-        for index in pairs.indices.dropFirst() where compareUTF8(pairs[index - 1].key, pairs[index].key) >= 0 {
-            strictlyAscending = false
-            break
+        for pair in pairs.dropFirst() {
+            if compareUTF8(previous, pair.0) >= 0 {
+                strictlyAscending = false
+                break
+            }
+            previous = pair.0
         }
         if strictlyAscending {
-            storage = LabelStorage.make(sortedUniquePairs: pairs)
-            return
+            return LabelStorage.make(sortedUniquePairs: pairs.lazy.map { LabelPair(key: $0.0, value: $0.1) })
         }
-        // Stable sort by key, then keep the last pair of each run of equal keys.
-        let sorted = pairs.indices.sorted { a, b in
-            let order = compareUTF8(pairs[a].key, pairs[b].key)
-            return order < 0 || (order == 0 && a < b)
-        }
+        // Insert each pair in key order; a later pair replaces an earlier one with the same key.
+        // Label sets are small, so insertion (binary search, then a shift) beats a general sort.
         var unique: [LabelPair] = []
-        unique.reserveCapacity(sorted.count)
-        for index in sorted {
-            if let last = unique.last, compareUTF8(last.key, pairs[index].key) == 0 {
-                unique[unique.count - 1] = pairs[index]
+        unique.reserveCapacity(pairs.count)
+        for (key, value) in pairs {
+            var low = 0
+            var high = unique.count
+            while low < high {
+                let middle = (low + high) / 2
+                if compareUTF8(unique[middle].key, key) < 0 { low = middle + 1 } else { high = middle }
+            }
+            if low < unique.count && compareUTF8(unique[low].key, key) == 0 {
+                unique[low] = LabelPair(key: key, value: value)
             } else {
-                unique.append(pairs[index])
+                unique.insert(LabelPair(key: key, value: value), at: low)
             }
         }
-        storage = LabelStorage.make(sortedUniquePairs: unique)
+        return LabelStorage.make(sortedUniquePairs: unique)
     }
 
     /// The value for `key`, or `nil` (Go's `Label`).

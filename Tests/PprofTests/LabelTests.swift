@@ -1,5 +1,6 @@
 import CPprof
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Pprof
@@ -182,6 +183,16 @@ struct LabelTestError: Error {}
                 #expect(fromGroup.count == 4)
                 #expect(fromGroup.allSatisfy { $0.0 == expected && $0.1 == expected })
 
+                let fromDiscarding = Collected()
+                await withDiscardingTaskGroup { group in
+                    group.addTask {
+                        await Task.yield()
+                        let seen = handlerLabels()
+                        fromDiscarding.append(seen)
+                    }
+                }
+                #expect(fromDiscarding.all == [expected])
+
                 let fromTask = await Task {
                     await Task.yield()
                     return (pairs(ProfileLabels.current), handlerLabels())
@@ -327,6 +338,13 @@ struct LabelTestError: Error {}
             #expect(storage == nil)
         }
     }
+}
+
+/// Label observations collected from concurrent tasks.
+final class Collected: Sendable {
+    private let items = Mutex<[[Pair]]>([])
+    func append(_ item: [Pair]) { items.withLock { $0.append(item) } }
+    var all: [[Pair]] { items.withLock { $0 } }
 }
 
 /// A small deterministic random number generator for reproducible test inputs.

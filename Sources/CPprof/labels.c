@@ -147,7 +147,7 @@ int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(v
         node_offset = offset;
         release_thread_object = release_object;
         pthread_key_create(&thread_exit_key, thread_exit);
-        if (swift_task_getCurrent && swift_task_localValueGet && runtime_tls_is_static()) {
+        if (key && swift_task_getCurrent && swift_task_localValueGet && runtime_tls_is_static()) {
             get_current = swift_task_getCurrent;
             local_value_get = swift_task_localValueGet;
             // Touch the runtime's TLS from here once, so no handler is the first caller.

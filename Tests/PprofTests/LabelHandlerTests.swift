@@ -22,21 +22,32 @@ extension LabelTests {
             let expectations = MarkerExpectations()
             let targets = TargetThreads()
             let sender = SignalSender(targets: targets)
-            sender.start()
-
+            let stop = StopFlag()
             let hopper = Hopper()
             let taskCount = 4
-            await withTaskGroup(of: Void.self) { group in
+            for index in 1...taskCount {
+                let outer = [Pair("task", "\(index)")]
+                let inner = [Pair("phase", "inner"), Pair("task", "\(index)")]
+                expectations.set(marker: index, allowed: [outer])
+                expectations.set(marker: 10 + index, allowed: [inner])
+                // Around the inner scope's entry and exit: either set, never anything else.
+                expectations.set(marker: 20 + index, allowed: [outer, inner])
+            }
+            let threadOuter = [Pair("worker", "own")]
+            let threadInner = [Pair("route", "/sync"), Pair("worker", "own")]
+            expectations.set(marker: 50, allowed: [threadOuter])
+            expectations.set(marker: 51, allowed: [threadInner])
+            expectations.set(marker: 52, allowed: [threadOuter, threadInner])
+
+            sender.start()
+            // Run until every marker has samples and every task was sampled on several threads
+            // including the hopper's (checked every 50 ms), or for at most 30 s.
+            let outcome = await withTaskGroup(of: ProbeOutcome?.self) { group in
                 for index in 1...taskCount {
-                    let outer = [Pair("task", "\(index)")]
-                    let inner = [Pair("phase", "inner"), Pair("task", "\(index)")]
-                    expectations.set(marker: index, allowed: [outer])
-                    expectations.set(marker: 10 + index, allowed: [inner])
-                    // Around the inner scope's entry and exit: either set, never anything else.
-                    expectations.set(marker: 20 + index, allowed: [outer, inner])
                     group.addTask {
                         await withProfileLabels(["task": "\(index)"]) {
-                            for round in 0..<150 {
+                            var round = 0
+                            while !stop.isSet {
                                 targets.add(pp_gettid())
                                 pp_test_label_marker_set(Int32(index))
                                 spin(microseconds: 100)
@@ -52,6 +63,7 @@ extension LabelTests {
                                     pp_test_label_marker_set(Int32(20 + index))
                                 }
                                 pp_test_label_marker_set(0)
+                                round += 1
                                 if round % 5 == 0 {
                                     await hopper.work(marker: Int32(index), targets: targets)
                                 } else {
@@ -59,19 +71,15 @@ extension LabelTests {
                                 }
                             }
                         }
+                        return nil
                     }
                 }
                 // A thread of its own with thread labels and sync scopes (the runtime's fallback storage).
-                let threadOuter = [Pair("worker", "own")]
-                let threadInner = [Pair("route", "/sync"), Pair("worker", "own")]
-                expectations.set(marker: 50, allowed: [threadOuter])
-                expectations.set(marker: 51, allowed: [threadInner])
-                expectations.set(marker: 52, allowed: [threadOuter, threadInner])
                 group.addTask {
                     onNewThread {
                         targets.add(pp_gettid())
                         ProfileLabels.setForCurrentThread(["worker": "own"])
-                        for _ in 0..<300 {
+                        while !stop.isSet {
                             pp_test_label_marker_set(50)
                             spin(microseconds: 50)
                             pp_test_label_marker_set(52)
@@ -87,35 +95,82 @@ extension LabelTests {
                         pp_test_label_marker_set(0)
                         ProfileLabels.setForCurrentThread(ProfileLabels())
                     }
+                    return nil
                 }
+                group.addTask {
+                    let deadline = DispatchTime.now().uptimeNanoseconds + 30_000_000_000
+                    var outcome = ProbeOutcome.read(
+                        expectations: expectations,
+                        taskCount: taskCount,
+                        hopper: hopper.thread
+                    )
+                    while !outcome.covered && DispatchTime.now().uptimeNanoseconds < deadline {
+                        try? await Task.sleep(nanoseconds: 50_000_000)
+                        outcome = ProbeOutcome.read(
+                            expectations: expectations,
+                            taskCount: taskCount,
+                            hopper: hopper.thread
+                        )
+                    }
+                    stop.set()
+                    return outcome
+                }
+                var outcome: ProbeOutcome?
+                for await result in group where result != nil { outcome = result }
+                return outcome!
             }
             sender.stop()
 
-            var dropped: UInt64 = 0
-            var records = [pp_test_label_record](repeating: pp_test_label_record(), count: 1 << 18)
-            let count = Int(pp_test_label_probe_read(&records, UInt64(records.count), &dropped))
-            var perMarker: [Int32: Int] = [:]
-            var violations: [String] = []
-            var taskThreads: [Int32: Set<Int32>] = [:]
-            for record in records.prefix(count) where record.marker != 0 {
-                perMarker[record.marker, default: 0] += 1
-                if record.marker <= Int32(taskCount) { taskThreads[record.marker, default: []].insert(record.tid) }
-                let seen = LabelTags.labels(forTag: record.tag).map { Pair($0.key, $0.value) }
-                if !expectations.allowed(marker: record.marker).contains(seen) {
-                    violations.append("marker \(record.marker) on thread \(record.tid): \(seen)")
-                }
-            }
-            #expect(violations.isEmpty, "\(violations.count) wrong samples, e.g. \(violations.prefix(5))")
-            for marker in expectations.markers {
-                #expect(perMarker[marker, default: 0] >= 10, "too few samples for marker \(marker): \(perMarker)")
-            }
-            // The same labelled task was sampled on several threads, the hopper's among them.
-            for index in 1...Int32(taskCount) {
-                #expect(taskThreads[index, default: []].count >= 2, "task \(index) seen on \(taskThreads[index] ?? [])")
-            }
-            #expect(taskThreads.values.contains { $0.contains(hopper.thread) })
+            // Every sample taken so far, including those after the coverage check.
+            let final = ProbeOutcome.read(expectations: expectations, taskCount: taskCount, hopper: hopper.thread)
+            #expect(outcome.covered, "coverage not reached in 30 s: \(final.summary)")
+            #expect(
+                final.violations.isEmpty,
+                "\(final.violations.count) wrong samples, e.g. \(final.violations.prefix(5))"
+            )
         }
     }
+}
+
+/// What the probe handler recorded, checked against the markers' expectations.
+struct ProbeOutcome {
+    var perMarker: [Int32: Int] = [:]
+    var taskThreads: [Int32: Set<Int32>] = [:]
+    var violations: [String] = []
+    var covered = false
+
+    static func read(expectations: MarkerExpectations, taskCount: Int, hopper: Int32) -> ProbeOutcome {
+        var dropped: UInt64 = 0
+        var records = [pp_test_label_record](repeating: pp_test_label_record(), count: 1 << 18)
+        let count = Int(pp_test_label_probe_read(&records, UInt64(records.count), &dropped))
+        var outcome = ProbeOutcome()
+        for record in records.prefix(count) where record.marker != 0 {
+            outcome.perMarker[record.marker, default: 0] += 1
+            if record.marker <= Int32(taskCount) { outcome.taskThreads[record.marker, default: []].insert(record.tid) }
+            let seen = LabelTags.labels(forTag: record.tag).map { Pair($0.key, $0.value) }
+            if !expectations.allowed(marker: record.marker).contains(seen) {
+                outcome.violations.append("marker \(record.marker) on thread \(record.tid): \(seen)")
+            }
+        }
+        let markersCovered = expectations.markers.allSatisfy { outcome.perMarker[$0, default: 0] >= 10 }
+        // The same labelled task was sampled on several threads, the hopper's among them.
+        let hopsCovered =
+            (1...Int32(taskCount)).allSatisfy { outcome.taskThreads[$0, default: []].count >= 2 }
+            && outcome.taskThreads.values.contains { $0.contains(hopper) }
+        outcome.covered = markersCovered && hopsCovered
+        return outcome
+    }
+
+    var summary: String {
+        "samples per marker \(perMarker.sorted { $0.key < $1.key }), threads per task \(taskThreads)"
+    }
+}
+
+/// A flag that tells the workers to stop.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+    func set() { flag.store(true, ordering: .releasing) }
 }
 
 /// A little work the optimizer cannot remove.

@@ -8,7 +8,9 @@ import Testing
 /// The labels the signal-handler side reads on this thread right now, resolved through the tag, as
 /// a profile would record them.
 func handlerLabels() -> [Pair] {
-    LabelTags.labels(forTag: pp_labels_current()).map { Pair($0.key, $0.value) }
+    let tag = pp_labels_current()
+    precondition(LabelRuntime.objectInForce() == LabelRuntime.objectInForceThroughTaskLocal())
+    return LabelTags.labels(forTag: tag).map { Pair($0.key, $0.value) }
 }
 
 /// Labels as comparable pairs.
@@ -28,6 +30,11 @@ func pairs(_ labels: ProfileLabels) -> [Pair] { labels.map { Pair($0.key, $0.val
 func expectInForce(_ expected: [Pair], sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(pairs(ProfileLabels.current) == expected, "ProfileLabels.current", sourceLocation: sourceLocation)
     #expect(handlerLabels() == expected, "pp_labels_current()", sourceLocation: sourceLocation)
+    // The C lookup and the one through the Swift task-local API agree.
+    #expect(
+        LabelRuntime.objectInForce() == LabelRuntime.objectInForceThroughTaskLocal(),
+        sourceLocation: sourceLocation
+    )
 }
 
 struct LabelTestError: Error {}

@@ -26,7 +26,7 @@ uint64_t pp_labels_current(void);
 
 // --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
 
-// Publishes the task-local's key object, the offset from a label-set object to its node, and the
+// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset from a label-set object to its node, and the
 // function that releases a thread's label set when the thread exits. Call once, before handlers
 // may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
 // Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).

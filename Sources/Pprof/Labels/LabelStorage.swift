@@ -144,7 +144,11 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     /// The address of the label set in force here (not retained), or `nil`; see `ProfileLabels.current`.
     static func objectInForce() -> UnsafeMutableRawPointer? {
         // One C call doing what the handler does; cheaper than TaskLocal.get() and a task check.
-        if taskLabelsReadable { return pp_labels_object_in_force() }
+        taskLabelsReadable ? pp_labels_object_in_force() : objectInForceThroughTaskLocal()
+    }
+
+    /// The same lookup through the Swift API, for when handlers cannot read task labels.
+    static func objectInForceThroughTaskLocal() -> UnsafeMutableRawPointer? {
         if let scope = inForceLocal.get() { return Unmanaged.passUnretained(scope.storage).toOpaque() }
         return pp_labels_task_running() != 0 ? nil : pp_labels_thread_get()
     }
@@ -164,11 +168,10 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
 
     /// Whether handlers can read task labels (else only thread labels); installs on first use.
     static let taskLabelsReadable: Bool = {
-        precondition(
-            MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size,
-            "the task-local must be one object pointer for the signal handler"
-        )
-        let key = Unmanaged.passUnretained(inForceLocal).toOpaque()
+        // The handler reads the bound value as one object pointer; if that ever stopped being the
+        // layout, handlers would read only threads' labels rather than misread tasks'.
+        let oneWord = MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size
+        let key = oneWord ? UnsafeRawPointer(Unmanaged.passUnretained(inForceLocal).toOpaque()) : nil
         return pp_labels_install(key, nodeOffset) { object in
             Unmanaged<LabelStorage>.fromOpaque(object!).release()
         } != 0

@@ -115,8 +115,9 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         if pp_label_node_sampled(nodePointer) != 0 {
             LabelTags.retire(self)
         }
-        _ = withUnsafeMutablePointers { header, elements in
-            elements.deinitialize(count: header.pointee.count)
+        withUnsafeMutablePointers { header, elements in
+            // Element by element: a specialized loop, cheaper than the runtime's generic array destroy.
+            for index in 0..<header.pointee.count { (elements + index).deinitialize(count: 1) }
         }
     }
 }

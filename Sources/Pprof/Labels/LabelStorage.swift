@@ -137,7 +137,8 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         guard let outerObject = objectInForce() else { return InForceLabels(storage: added) }
         // The outer set is in force on this thread, so alive: read it without retaining it.
         let outer = Unmanaged<LabelStorage>.fromOpaque(outerObject)
-        let merged = outer._withUnsafeGuaranteedRef { outer in outer === added ? nil : LabelStorage.merge(outer, added)
+        let merged = outer._withUnsafeGuaranteedRef { outer in
+            outer === added ? nil : LabelStorage.merge(outer, added)
         }
         return InForceLabels(storage: merged ?? outer.takeUnretainedValue())
     }

@@ -6,8 +6,8 @@
 // How a handler finds the labels of the Swift task running on the interrupted thread: it calls the
 // Concurrency runtime's swift_task_localValueGet(key) with the key of the task-local that
 // withProfileLabels binds. On the toolchain this was verified against (Swift 6.3.1 on x86_64, by
-// disassembly and by single-stepping; see docs/labels.md), that function and swift_task_getCurrent are pure
-// reads: the runtime's thread-local "current task" (or the thread's fallback task-local storage
+// disassembly and by single-stepping; see docs/labels.md), that function and swift_task_getCurrent
+// are pure reads: the runtime's thread-local "current task" (or the thread's fallback task-local storage
 // when no task runs) and a walk of the task's task-local list. The runtime publishes a list item
 // only after it is fully built and unlinks it before destroying its value, so a handler that
 // interrupts a push or pop sees either the old or the new list, never a half-built item; the items

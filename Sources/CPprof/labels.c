@@ -66,7 +66,8 @@ static uint64_t tag_of(void *object) {
         pp_label_node *head = __atomic_load_n(&sampled_head, __ATOMIC_RELAXED);
         do {
             node->next = head;
-        } while (!__atomic_compare_exchange_n(&sampled_head, &head, node, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+        } while (!__atomic_compare_exchange_n(&sampled_head, &head, node, 1, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED));
     }
     return node->tag;
 }
@@ -161,7 +162,8 @@ int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(v
 }
 
 int pp_labels_task_labels_readable(void) {
-    return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) && __atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED);
+    return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) &&
+           __atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED);
 }
 
 void *pp_labels_object_in_force(void) {

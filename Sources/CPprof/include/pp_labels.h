@@ -26,9 +26,9 @@ uint64_t pp_labels_current(void);
 
 // --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
 
-// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset from a label-set object to its node, and the
-// function that releases a thread's label set when the thread exits. Call once, before handlers
-// may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
+// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset
+// from a label-set object to its node, and the function that releases a thread's label set when
+// the thread exits. Call once, before handlers may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
 // Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).
 int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*release_object)(void *));
 

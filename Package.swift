@@ -40,6 +40,13 @@ let package = Package(
         ),
         // C for the benchmarks: code without frame pointers and measuring signal handlers.
         .target(name: "PprofBenchSupport", dependencies: ["CPprof"], path: "Benchmarks/PprofBenchSupport"),
-        .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
+        // C test support: signal handlers that tests use to observe what profiler handlers see.
+        .target(
+            name: "CPprofTestSupport",
+            dependencies: ["CPprof"],
+            path: "Tests/CPprofTestSupport",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .testTarget(name: "PprofTests", dependencies: ["Pprof", "CPprofTestSupport"]),
     ]
 )

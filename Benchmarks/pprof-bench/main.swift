@@ -9,6 +9,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
     ("format", FormatBenchmarks.run),
+    ("labels", LabelBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -29,6 +29,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
+    "labels-handler-situations": LabelScenarios.handlerSituations,
+    "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

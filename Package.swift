@@ -30,6 +30,9 @@ let package = Package(
             dependencies: ["Pprof", "PprofHooks"],
             path: "Tests/pprof-testhelper"
         ),
+        // A Swift program that knows nothing of swift-pprof: the LD_PRELOAD tests and the heaptrack
+        // comparison run it.
+        .executableTarget(name: "pprof-plain-workload", path: "Tests/pprof-plain-workload"),
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),

@@ -10,14 +10,20 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     var count: Int {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .heap, .allocs:
+            return HeapProfileWriter.recordCount
+        case .goroutine, .threadcreate, .block, .mutex:
             return 0
         }
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .heap:
+            try HeapProfileWriter(kind: .heap).write(to: sink, debug: debug)
+        case .allocs:
+            try HeapProfileWriter(kind: .allocs).write(to: sink, debug: debug)
+        case .goroutine, .threadcreate, .block, .mutex:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
         }
     }

@@ -2,6 +2,7 @@
 // umbrella header, so that adding a header invalidates the module cache).
 #include "pp_arch.h"
 #include "pp_demangle.h"
+#include "pp_heap.h"
 #include "pp_images.h"
 #include "pp_labels.h"
 #include "pp_signals.h"

@@ -43,6 +43,8 @@ struct HeapProfileWriter {
     /// Go's `Profile.Count()` for `heap`: the number of (stack, size) records.
     static var recordCount: Int {
         guard HeapProfile.isInstalled else { return 0 }
+        pp_heap_pause_thread()
+        defer { pp_heap_resume_thread() }
         return HeapSnapshot.take().records.count
     }
 
@@ -51,6 +53,9 @@ struct HeapProfileWriter {
         guard pp_heap_hooks_active(&reason) != 0 else {
             throw PprofError.unavailable("\(kind.rawValue) profile: " + (reason.map { String(cString: $0) } ?? ""))
         }
+        // The writer's own allocations (symbol tables, the encoded profile) are not sampled.
+        pp_heap_pause_thread()
+        defer { pp_heap_resume_thread() }
         let snapshot = HeapSnapshot.take()
         if debug > 0 {
             try sink.write(snapshot.legacyText())
@@ -258,3 +263,4 @@ struct HeapSnapshot {
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
+

@@ -3,7 +3,7 @@
 // forked child, nested in signal handlers that allocate). Each forwards to glibc's own entry points
 // (__libc_malloc & co., exported by glibc for exactly this) and adds only what pp_heap.h provides:
 // a thread-local countdown on allocation, a one-load filter on free, and the lock-free slow paths.
-// No locks, no allocation of our own; errno as glibc leaves it.
+// No locks, no allocation of our own; errno as glibc leaves it (the slow path restores it).
 //
 // Linked into an executable, these definitions come first in the symbol lookup of every DSO (the
 // Swift runtime, Foundation, libc's own PLT calls), provided the executable exports them; most are
@@ -24,60 +24,84 @@ extern void *__libc_memalign(size_t alignment, size_t size);
 extern void *__libc_valloc(size_t size);
 extern void *__libc_pvalloc(size_t size);
 
+// glibc's entry points, called through pointers that the dynamic linker fills in at load time
+// (read-only after relocation): one indirect jump, no PLT stub, no lazy binding inside a hook.
+// `volatile` stops the compiler from turning them back into PLT calls.
+static void *(*const volatile libc_malloc)(size_t) = __libc_malloc;
+static void *(*const volatile libc_calloc)(size_t, size_t) = __libc_calloc;
+static void *(*const volatile libc_realloc)(void *, size_t) = __libc_realloc;
+static void (*const volatile libc_free)(void *) = __libc_free;
+static void *(*const volatile libc_memalign)(size_t, size_t) = __libc_memalign;
+
 #define HOOK __attribute__((visibility("default"), used, noinline))
+#define LIKELY(condition) __builtin_expect(!!(condition), 1)
+// Starts a slow branch: stops the compiler from merging it with the fast branch's tail call.
+#define SLOW_PATH() __asm__ volatile("" ::: "memory")
 
-// Shared tails of the hooks. Always inlined, so that pp_heap_sample_slow is called directly from the
-// exported hook and its frame count (the stack skips exactly the slow path and the hook) holds.
-#define AFTER_ALLOCATION(pointer, size)                                                                \
-    do {                                                                                               \
-        if (pp_heap_countdown_expired(size)) pp_heap_sample_slow((pointer), (size));                  \
-    } while (0)
+// Every allocating hook has the same shape: on the fast path (countdown not exhausted) it tail-calls
+// glibc, so an unsampled allocation costs one thread-local subtraction and a jump. Otherwise the
+// hook itself allocates and then calls pp_heap_sample_slow directly: the slow path skips exactly
+// its own frame and the hook's, so the stack starts at the hook's caller.
 
-static inline __attribute__((always_inline)) void release(void *pointer) {
+HOOK void *malloc(size_t size) {
+    if (LIKELY(!pp_heap_countdown_expired(size))) return libc_malloc(size);
+    SLOW_PATH();
+    void *pointer = libc_malloc(size);
+    pp_heap_sample_slow(pointer, size);
+    return pointer;
+}
+
+// Before the memory goes back to glibc (which may hand its address to another thread at once), a
+// sampled object leaves the live table. One filter load decides that most frees need nothing.
+static inline __attribute__((always_inline)) void forget_if_sampled(void *pointer) {
     if (pointer && pp_heap_maybe_sampled(pointer)) {
         uint64_t key = pp_heap_take_live(pointer);
         if (key) pp_heap_count_free(key);
     }
-    __libc_free(pointer);
 }
 
-HOOK void *malloc(size_t size) {
-    void *pointer = __libc_malloc(size);
-    AFTER_ALLOCATION(pointer, size);
-    return pointer;
+HOOK void free(void *pointer) {
+    forget_if_sampled(pointer);
+    libc_free(pointer);
 }
-
-HOOK void free(void *pointer) { release(pointer); }
 
 // Kept by glibc for old binaries only (cfree@GLIBC_2.2.5); must not bypass the live table.
-HOOK void cfree(void *pointer) { release(pointer); }
+HOOK void cfree(void *pointer) {
+    forget_if_sampled(pointer);
+    libc_free(pointer);
+}
 
 HOOK void *calloc(size_t count, size_t size) {
-    void *pointer = __libc_calloc(count, size);
     size_t total;
-    if (__builtin_mul_overflow(count, size, &total)) return pointer;  // NULL, ENOMEM from glibc
-    AFTER_ALLOCATION(pointer, total);
+    if (__builtin_mul_overflow(count, size, &total)) return libc_calloc(count, size);  // NULL, ENOMEM
+    if (LIKELY(!pp_heap_countdown_expired(total))) return libc_calloc(count, size);
+    SLOW_PATH();
+    void *pointer = libc_calloc(count, size);
+    pp_heap_sample_slow(pointer, total);
     return pointer;
 }
 
-// realloc is a free of the old object and an allocation of the new one. The old object leaves the
-// live table before glibc may hand its address to another thread, and comes back if realloc fails.
-static inline __attribute__((always_inline)) void *reallocate(void *old, size_t size, uint64_t *old_key) {
-    *old_key = (old && pp_heap_maybe_sampled(old)) ? pp_heap_take_live(old) : 0;
-    void *pointer = __libc_realloc(old, size);
-    if (*old_key) {
-        if (pointer == NULL && size != 0 && old != NULL)
-            pp_heap_restore_live(old, *old_key);
+// realloc is a free of the old object and an allocation of the new one. A sampled old object leaves
+// the live table before glibc may release its address, and goes back if realloc fails.
+static inline __attribute__((always_inline)) void *reallocate_slow(void *old, size_t size, int old_maybe_sampled) {
+    uint64_t old_key = old_maybe_sampled ? pp_heap_take_live(old) : 0;
+    void *pointer = libc_realloc(old, size);
+    if (old_key) {
+        if (pointer == NULL && size != 0)
+            pp_heap_restore_live(old, old_key);  // failed: the old object is still the caller's
         else
-            pp_heap_count_free(*old_key);
+            pp_heap_count_free(old_key);
     }
     return pointer;
 }
 
 HOOK void *realloc(void *old, size_t size) {
-    uint64_t old_key;
-    void *pointer = reallocate(old, size, &old_key);
-    if (pointer) AFTER_ALLOCATION(pointer, size);
+    int old_maybe_sampled = old && pp_heap_maybe_sampled(old);
+    int expired = pp_heap_countdown_expired(size);
+    if (LIKELY(!old_maybe_sampled && !expired)) return libc_realloc(old, size);
+    SLOW_PATH();
+    void *pointer = reallocate_slow(old, size, old_maybe_sampled);
+    if (expired) pp_heap_sample_slow(pointer, size);
     return pointer;
 }
 
@@ -87,22 +111,29 @@ HOOK void *reallocarray(void *old, size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    uint64_t old_key;
-    void *pointer = reallocate(old, total, &old_key);
-    if (pointer) AFTER_ALLOCATION(pointer, total);
+    int old_maybe_sampled = old && pp_heap_maybe_sampled(old);
+    int expired = pp_heap_countdown_expired(total);
+    if (LIKELY(!old_maybe_sampled && !expired)) return libc_realloc(old, total);
+    SLOW_PATH();
+    void *pointer = reallocate_slow(old, total, old_maybe_sampled);
+    if (expired) pp_heap_sample_slow(pointer, total);
     return pointer;
 }
 
 HOOK void *memalign(size_t alignment, size_t size) {
-    void *pointer = __libc_memalign(alignment, size);
-    AFTER_ALLOCATION(pointer, size);
+    if (LIKELY(!pp_heap_countdown_expired(size))) return libc_memalign(alignment, size);
+    SLOW_PATH();
+    void *pointer = libc_memalign(alignment, size);
+    pp_heap_sample_slow(pointer, size);
     return pointer;
 }
 
 // glibc 2.36 defines aligned_alloc as an alias of memalign.
 HOOK void *aligned_alloc(size_t alignment, size_t size) {
-    void *pointer = __libc_memalign(alignment, size);
-    AFTER_ALLOCATION(pointer, size);
+    if (LIKELY(!pp_heap_countdown_expired(size))) return libc_memalign(alignment, size);
+    SLOW_PATH();
+    void *pointer = libc_memalign(alignment, size);
+    pp_heap_sample_slow(pointer, size);
     return pointer;
 }
 
@@ -110,17 +141,17 @@ HOOK int posix_memalign(void **result, size_t alignment, size_t size) {
     // POSIX: a power of two multiple of sizeof(void *); glibc checks the same before allocating.
     if (alignment % sizeof(void *) != 0 || alignment == 0 || (alignment & (alignment - 1)) != 0) return EINVAL;
     int saved_errno = errno;
-    void *pointer = __libc_memalign(alignment, size);
+    void *pointer = libc_memalign(alignment, size);
     errno = saved_errno;
     if (!pointer) return ENOMEM;
-    AFTER_ALLOCATION(pointer, size);
+    if (pp_heap_countdown_expired(size)) pp_heap_sample_slow(pointer, size);
     *result = pointer;
     return 0;
 }
 
 HOOK void *valloc(size_t size) {
     void *pointer = __libc_valloc(size);
-    AFTER_ALLOCATION(pointer, size);
+    if (pp_heap_countdown_expired(size)) pp_heap_sample_slow(pointer, size);
     return pointer;
 }
 
@@ -129,7 +160,7 @@ HOOK void *pvalloc(size_t size) {
     // pvalloc rounds the size up to whole pages; the program owns all of them.
     size_t page = (size_t)getpagesize();
     size_t rounded = size == 0 ? page : (size + page - 1) & ~(page - 1);
-    AFTER_ALLOCATION(pointer, rounded);
+    if (pp_heap_countdown_expired(rounded)) pp_heap_sample_slow(pointer, rounded);
     return pointer;
 }
 

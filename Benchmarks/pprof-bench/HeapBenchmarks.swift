@@ -1,57 +1,18 @@
-import CPprof
 import Foundation
 import Glibc
 import Pprof
 
-/// Heap sampling overhead, measured side by side in one run (pprof-bench links PprofHooks):
-/// 1. an allocation-heavy Swift workload with sampling off vs at the default rate, interleaved;
-/// 2. the extra cost of an unsampled malloc+free pair: the hooks (rate 0 and default rate) vs
-///    glibc's __libc_malloc/__libc_free called the same way, and the cost of a sampled pair;
-/// 3. the same workload as a separate unmodified program: plain, with libPprofPreload.so, and under
-///    heaptrack (if installed).
+/// Heap sampling overhead, measured side by side in one run:
+/// 1. an allocation-heavy Swift program (`pprof-plain-workload`, which reports the time of its own
+///    work) with the hooks preloaded and sampling off vs at the default rate, without any hooks, and
+///    under heaptrack (if installed), in interleaved rounds;
+/// 2. the extra cost of an unsampled malloc+free pair in this process (which links PprofHooks): the
+///    hooks vs glibc's __libc_malloc/__libc_free called the same way, and the cost of a sampled pair.
 enum HeapBenchmarks {
     static func run() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["PPROF_BENCH_ROUNDS"] ?? "") ?? 11
-        workloadSlowdown(rounds: rounds)
+        try workloadSlowdown(rounds: rounds)
         pairCost(rounds: rounds)
-        try separateProcesses(rounds: max(3, rounds / 3))
-    }
-
-    // MARK: - 1. Workload slowdown in process
-
-    static func workloadSlowdown(rounds: Int) {
-        let defaultRate = HeapProfile.sampleRate
-        _ = allocationWorkload(records: 20_000)  // warm up caches and the symbol-free paths
-        var off: [Double] = []
-        var on: [Double] = []
-        for round in 0..<(2 * rounds) {
-            // Alternate which setting goes first, so drift (other processes, frequency) cancels.
-            let sampling = (round % 2 == 0) == (round / 2 % 2 == 0)
-            HeapProfile.sampleRate = sampling ? defaultRate : 0
-            let seconds = time { _ = allocationWorkload(records: 60_000) }
-            if sampling { on.append(seconds) } else { off.append(seconds) }
-        }
-        HeapProfile.sampleRate = defaultRate
-        let slowdown = (median(on) / median(off) - 1) * 100
-        print(
-            String(
-                format: "workload (dictionary of 60k class instances, strings, arrays): sampling off %.1f ms, "
-                    + "rate %d %.1f ms (medians of %d) -> slowdown %+.2f%% (budget <= 2%%)",
-                median(off) * 1e3,
-                defaultRate,
-                median(on) * 1e3,
-                rounds,
-                slowdown
-            )
-        )
-        let perRound = allocationsPerWorkload()
-        print(
-            String(
-                format: "  %.0f allocations per round, %.1f ns per allocation (sampling off)",
-                perRound,
-                median(off) / perRound * 1e9
-            )
-        )
     }
 
     // MARK: - 2. Cost of one malloc+free pair
@@ -156,15 +117,15 @@ enum HeapBenchmarks {
         return unsafeBitCast(address, to: type)
     }
 
-    // MARK: - 3. Separate processes: plain, LD_PRELOAD, heaptrack
+    // MARK: - 1. Workload slowdown
 
-    static func separateProcesses(rounds: Int) throws {
+    static func workloadSlowdown(rounds: Int) throws {
         let build = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let program = build.appendingPathComponent("pprof-plain-workload")
         let library = build.appendingPathComponent("libPprofPreload.so")
         guard FileManager.default.fileExists(atPath: program.path), FileManager.default.fileExists(atPath: library.path)
         else {
-            print("separate processes: build pprof-plain-workload and libPprofPreload.so in this configuration first")
+            print("workload: build pprof-plain-workload and libPprofPreload.so in this configuration first")
             return
         }
         let heaptrack = ["/usr/bin/heaptrack", "/usr/local/bin/heaptrack"].first {
@@ -173,20 +134,22 @@ enum HeapBenchmarks {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-bench-heap-\(getpid())")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
+        let arguments = ["20"]
+        let preload = ["LD_PRELOAD": library.path]
+        var off: [Double] = []
+        var on: [Double] = []
         var plain: [Double] = []
-        var preload: [Double] = []
         var tracked: [Double] = []
-        let arguments = ["40"]
-        for _ in 0..<rounds {
-            plain.append(try workloadSeconds(program.path, arguments, [:]))
-            preload.append(
-                try workloadSeconds(
-                    program.path,
-                    arguments,
-                    ["LD_PRELOAD": library.path, "PPROF_HEAP_PROFILE": scratch.appendingPathComponent("heap.pb.gz").path]
-                )
+        for round in 0..<rounds {
+            // Alternate the order of the two settings compared, so drift cancels.
+            let sampledFirst = round % 2 == 0
+            if sampledFirst { on.append(try workloadSeconds(program.path, arguments, preload)) }
+            off.append(
+                try workloadSeconds(program.path, arguments, preload.merging(["PPROF_HEAP_SAMPLE_RATE": "0"]) { $1 })
             )
-            if let heaptrack {
+            if !sampledFirst { on.append(try workloadSeconds(program.path, arguments, preload)) }
+            plain.append(try workloadSeconds(program.path, arguments, [:]))
+            if let heaptrack, round < 3 {
                 tracked.append(
                     try workloadSeconds(
                         heaptrack,
@@ -196,24 +159,32 @@ enum HeapBenchmarks {
                 )
             }
         }
-        var line = String(
-            format: "unmodified program (pprof-plain-workload 40, medians of %d): plain %.0f ms, "
-                + "LD_PRELOAD libPprofPreload.so %.0f ms (%+.1f%%)",
-            rounds,
-            median(plain) * 1e3,
-            median(preload) * 1e3,
-            (median(preload) / median(plain) - 1) * 100
-        )
-        if !tracked.isEmpty {
-            line += String(
-                format: ", heaptrack %.0f ms (%+.0f%%)",
-                median(tracked) * 1e3,
-                (median(tracked) / median(plain) - 1) * 100
+        print(
+            String(
+                format: "workload (pprof-plain-workload 20: 400k class instances, strings, arrays; medians of %d): "
+                    + "hooks with sampling off %.0f ms, at rate 524288 %.0f ms -> slowdown %+.2f%% (budget <= 2%%)",
+                rounds,
+                median(off) * 1e3,
+                median(on) * 1e3,
+                (median(on) / median(off) - 1) * 100
             )
-        } else {
-            line += ", heaptrack not installed"
-        }
-        print(line)
+        )
+        let heaptrackText =
+            tracked.isEmpty
+            ? "heaptrack not installed"
+            : String(
+                format: "under heaptrack %.0f ms (%+.0f%%, median of %d)",
+                median(tracked) * 1e3,
+                (median(tracked) / median(plain) - 1) * 100,
+                tracked.count
+            )
+        print(
+            String(
+                format: "  without hooks %.0f ms (hooks at the default rate: %+.2f%%); ",
+                median(plain) * 1e3,
+                (median(on) / median(plain) - 1) * 100
+            ) + heaptrackText
+        )
     }
 
     /// Runs a program that prints `elapsed <seconds>` for its own work and returns that figure.
@@ -238,44 +209,6 @@ enum HeapBenchmarks {
     }
 
     // MARK: - Helpers
-
-    final class Record {
-        let id: Int
-        let name: String
-        var tags: [String]
-
-        init(id: Int, name: String, tags: [String]) {
-            self.id = id
-            self.name = name
-            self.tags = tags
-        }
-    }
-
-    /// The allocation-heavy workload: class instances, strings and arrays in a dictionary.
-    @inline(never)
-    static func allocationWorkload(records count: Int) -> Int {
-        var records: [Int: Record] = [:]
-        for id in 0..<count {
-            let name = "record-\(id)-\(count)"
-            records[id] = Record(id: id, name: name, tags: [name + ".a", name + ".b"])
-        }
-        var total = 0
-        for (_, record) in records { total &+= record.tags.joined(separator: ",").utf8.count &+ record.id }
-        return total
-    }
-
-    /// Allocations one workload round makes: every one sampled (rate 1), counted by the sampler.
-    static func allocationsPerWorkload() -> Double {
-        var before = pp_heap_stats()
-        var after = pp_heap_stats()
-        let rate = HeapProfile.sampleRate
-        pp_heap_get_stats(&before)
-        HeapProfile.sampleRate = 1
-        _ = allocationWorkload(records: 60_000)
-        HeapProfile.sampleRate = rate
-        pp_heap_get_stats(&after)
-        return Double(after.live_inserted - before.live_inserted)
-    }
 
     static func time(_ body: () -> Void) -> Double {
         let start = DispatchTime.now().uptimeNanoseconds

@@ -263,4 +263,3 @@ struct HeapSnapshot {
         return pages * Int64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
-

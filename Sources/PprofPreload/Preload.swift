@@ -37,7 +37,9 @@ public func pprofPreloadExit() {
             defer { try? file.close() }
             try profile.write(to: file, debug: 0)
         } catch {
-            FileHandle.standardError.write(Data("pprof: cannot write \(request.profile) profile to \(request.path): \(error)\n".utf8))
+            FileHandle.standardError.write(
+                Data("pprof: cannot write \(request.profile) profile to \(request.path): \(error)\n".utf8)
+            )
         }
     }
 }

@@ -35,12 +35,15 @@ import Testing
 
     @Test func allocatorFramesAreRecognized() {
         for name in [
-            "swift_slowAlloc", "swift_allocObject", "swift::swift_slowAllocTyped(unsigned long, unsigned long, unsigned long long)",
+            "swift_slowAlloc", "swift_allocObject",
+            "swift::swift_slowAllocTyped(unsigned long, unsigned long, unsigned long long)",
             "__swift_allocObject_", "operator new(unsigned long)", "swift_allocBox",
         ] {
             #expect(HeapSnapshot.isAllocatorFrame(name), "\(name)")
         }
-        for name in ["main", "malloc_site", "pprof_testhelper.heapSiteCalloc(count: Swift.Int, size: Swift.Int)", "swift_retain"] {
+        for name in [
+            "main", "malloc_site", "pprof_testhelper.heapSiteCalloc(count: Swift.Int, size: Swift.Int)", "swift_retain",
+        ] {
             #expect(!HeapSnapshot.isAllocatorFrame(name), "\(name)")
         }
     }
@@ -52,9 +55,11 @@ import Testing
         let peak = try run.profile("peak.pb.gz")
         #expect(peak.periodType == ProfileData.ValueType(type: "space", unit: "bytes"))
         #expect(peak.period == 524_288)
-        #expect(peak.sampleTypes.map(\.description) == [
-            "alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes",
-        ])
+        #expect(
+            peak.sampleTypes.map(\.description) == [
+                "alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes",
+            ]
+        )
         #expect(peak.defaultSampleType == "")
         let after = try run.profile("after.pb.gz")
         #expect(run.truths.count == 3)
@@ -62,11 +67,15 @@ import Testing
             let trueBytes = Double(truth.size * truth.inuseObjects)
             let samples = peak.samples(atSite: truth.site, size: truth.size)
             let estimate = Double(samples.reduce(0) { $0 + $1.values[3] })
-            print("heap-sites \(truth.site): inuse_space \(Int(estimate)) vs true \(Int(trueBytes)) (\(estimate / trueBytes))")
+            print(
+                "heap-sites \(truth.site): inuse_space \(Int(estimate)) vs true \(Int(trueBytes)) (\(estimate / trueBytes))"
+            )
             #expect(abs(estimate / trueBytes - 1) <= 0.10, "\(truth.site): \(estimate) vs \(trueBytes)")
             // The whole user call chain, leaf first, in order, below the trimmed allocator frames.
             let chain = try #require(samples.first.map { peak.functionNames(of: $0) })
-            let expected = [truth.site, "heapSitesMiddle", "heapSitesOuter", "HeapScenarios.sites", "pprof_testhelper_main"]
+            let expected = [
+                truth.site, "heapSitesMiddle", "heapSitesOuter", "HeapScenarios.sites", "pprof_testhelper_main",
+            ]
             var position = 0
             for name in chain where position < expected.count && name.contains(expected[position]) { position += 1 }
             #expect(position == expected.count, "\(truth.site) chain: \(chain)")
@@ -86,7 +95,9 @@ import Testing
         let samples = profile.samples(atSite: "heapSiteChurn", size: nil)
         let estimate = Double(samples.reduce(0) { $0 + $1.values[1] })
         let inUse = samples.reduce(0) { $0 + $1.values[3] }
-        print("heap-churn: alloc_space \(Int(estimate)) vs true \(truth.inuseObjects) (\(estimate / Double(truth.inuseObjects)))")
+        print(
+            "heap-churn: alloc_space \(Int(estimate)) vs true \(truth.inuseObjects) (\(estimate / Double(truth.inuseObjects)))"
+        )
         #expect(abs(estimate / Double(truth.inuseObjects) - 1) <= 0.05)
         #expect(Double(inUse) <= 0.01 * estimate)
     }
@@ -100,7 +111,10 @@ import Testing
             let samples = profile.samples(atSite: truth.site, size: truth.size)
             let sums = (0..<4).map { index in samples.reduce(0) { $0 + $1.values[index] } }
             #expect(
-                sums == [truth.allocObjects, truth.allocObjects * truth.size, truth.inuseObjects, truth.inuseObjects * truth.size],
+                sums == [
+                    truth.allocObjects, truth.allocObjects * truth.size, truth.inuseObjects,
+                    truth.inuseObjects * truth.size,
+                ],
                 "\(truth.site): \(sums)"
             )
         }
@@ -120,7 +134,9 @@ import Testing
             let raw = try GoPprof.run(["-raw", run.directory.appendingPathComponent("exact.txt").path])
             #expect(raw.status == 0, "\(raw.output)")
             #expect(raw.output.contains("inuse_space/bytes"))
-            let top = try GoPprof.run(["-top", "-sample_index=inuse_objects", run.directory.appendingPathComponent("exact.pb.gz").path])
+            let top = try GoPprof.run([
+                "-top", "-sample_index=inuse_objects", run.directory.appendingPathComponent("exact.pb.gz").path,
+            ])
             #expect(top.status == 0)
             #expect(top.output.contains("700") && top.output.contains("heapExactMalloc"))
         }
@@ -131,7 +147,9 @@ import Testing
         let stats = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("stats ") })
         let fields = stats.split(separator: " ")
         var values: [String: UInt64] = [:]
-        for index in stride(from: 1, to: fields.count - 1, by: 2) { values[String(fields[index])] = UInt64(fields[index + 1]) }
+        for index in stride(from: 1, to: fields.count - 1, by: 2) {
+            values[String(fields[index])] = UInt64(fields[index + 1])
+        }
         print(stats)
         #expect((values["writes"] ?? 0) >= 3)
         // Each worker keeps at most 64 objects live; after they have freed everything the table holds
@@ -184,7 +202,9 @@ import Testing
         #expect(names.contains { $0.contains("buildRecords") })
         #expect(names.contains { $0.contains("Record.__allocating_init") })
         // Still live at exit: in use, below the standard library's array allocation frames.
-        let retained = profile.samples.filter { profile.functionNames(of: $0).contains { $0.contains("keepLargeBuffers") } }
+        let retained = profile.samples.filter {
+            profile.functionNames(of: $0).contains { $0.contains("keepLargeBuffers") }
+        }
         #expect(retained.reduce(0) { $0 + $1.values[3] } > 0)
         let written = try FileManager.default.contentsOfDirectory(atPath: all.path)
         #expect(written.contains { $0.hasPrefix("heap.") && $0.hasSuffix(".pb.gz") })
@@ -192,7 +212,9 @@ import Testing
         let allocs = try ProfileData(decoding: Array(try Data(contentsOf: all.appendingPathComponent(allocsFile))))
         #expect(allocs.defaultSampleType == "alloc_space")
         if GoPprof.isAvailable {
-            let top = try GoPprof.run(["-top", "-sample_index=alloc_space", directory.appendingPathComponent(heapFile).path])
+            let top = try GoPprof.run([
+                "-top", "-sample_index=alloc_space", directory.appendingPathComponent(heapFile).path,
+            ])
             #expect(top.status == 0, "\(top.output)")
             #expect(top.output.contains("buildRecords"))
         }
@@ -221,7 +243,12 @@ private struct Scenario {
             let fields = line.split(separator: " ")
             guard fields.count >= 4, fields[0] == "truth" else { return nil }
             let numbers = fields.dropFirst(2).compactMap { Int64($0) }
-            return Truth(site: String(fields[1]), size: numbers[0], allocObjects: numbers[1], inuseObjects: numbers.last!)
+            return Truth(
+                site: String(fields[1]),
+                size: numbers[0],
+                allocObjects: numbers[1],
+                inuseObjects: numbers.last!
+            )
         }
     }
 

@@ -309,8 +309,14 @@ func heapExactAlignedAlloc(_ pointers: inout [UnsafeMutableRawPointer]) {
 // memalign and pvalloc are declared in <malloc.h>, which Swift does not import.
 private typealias AlignedAllocator = @convention(c) (Int, Int) -> UnsafeMutableRawPointer?
 private typealias Allocator = @convention(c) (Int) -> UnsafeMutableRawPointer?
-private let memalignFunction = unsafeBitCast(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memalign")!, to: AlignedAllocator.self)
-private let pvallocFunction = unsafeBitCast(dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pvalloc")!, to: Allocator.self)
+private let memalignFunction = unsafeBitCast(
+    dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memalign")!,
+    to: AlignedAllocator.self
+)
+private let pvallocFunction = unsafeBitCast(
+    dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pvalloc")!,
+    to: Allocator.self
+)
 
 @inline(never)
 func heapExactMemalign(_ pointers: inout [UnsafeMutableRawPointer]) {

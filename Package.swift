@@ -32,9 +32,18 @@ let package = Package(
         ),
         // A Swift program that knows nothing of swift-pprof: the LD_PRELOAD tests and the heaptrack
         // comparison run it.
-        .executableTarget(name: "pprof-plain-workload", path: "Tests/pprof-plain-workload"),
+        .executableTarget(
+            name: "pprof-plain-workload",
+            dependencies: ["PprofWorkload"],
+            path: "Tests/pprof-plain-workload"
+        ),
+        .target(name: "PprofWorkload", path: "Tests/PprofWorkload"),
         // Benchmarks that print ratios measured side by side in one run.
-        .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
+        .executableTarget(
+            name: "pprof-bench",
+            dependencies: ["Pprof", "PprofHooks", "PprofWorkload"],
+            path: "Benchmarks/pprof-bench"
+        ),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
     ]
 )

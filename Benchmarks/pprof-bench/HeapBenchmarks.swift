@@ -1,16 +1,20 @@
+import CPprof
 import Foundation
 import Glibc
 import Pprof
+import PprofWorkload
 
 /// Heap sampling overhead, measured side by side in one run:
-/// 1. an allocation-heavy Swift program (`pprof-plain-workload`, which reports the time of its own
-///    work) with the hooks preloaded and sampling off vs at the default rate, without any hooks, and
-///    under heaptrack (if installed), in interleaved rounds;
+/// 1. an allocation-heavy Swift workload (PprofWorkload) in this process, which links PprofHooks,
+///    with sampling off vs at the default rate in adjacent pairs of runs; then the same workload as
+///    an unmodified program (`pprof-plain-workload`, which reports the time of its own work) with
+///    the hooks preloaded (sampling off and on), without any hooks, and under heaptrack;
 /// 2. the extra cost of an unsampled malloc+free pair in this process (which links PprofHooks): the
 ///    hooks vs glibc's __libc_malloc/__libc_free called the same way, and the cost of a sampled pair.
 enum HeapBenchmarks {
     static func run() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["PPROF_BENCH_ROUNDS"] ?? "") ?? 11
+        inProcessSlowdown(rounds: rounds)
         try workloadSlowdown(rounds: rounds)
         pairCost(rounds: rounds)
     }
@@ -29,7 +33,7 @@ enum HeapBenchmarks {
             return
         }
         let defaultRate = HeapProfile.sampleRate
-        let pairs = 1_000_000
+        let pairs = 200_000
         var glibc: [Double] = []
         var hooksOff: [Double] = []
         var batchGlibc: [Double] = []
@@ -39,7 +43,7 @@ enum HeapBenchmarks {
         var extraBatch: [Double] = []
         // Many short rounds, each measuring glibc and the hooks back to back (order alternating):
         // the per-round differences cancel what other processes do to this one.
-        for round in 0..<(rounds * 4) {
+        for round in 0..<(rounds * 16) {
             let first = round % 2 == 0
             HeapProfile.sampleRate = 0
             let off1 = first ? pairLoop(pairs, hookedMalloc, hookedFree) : 0
@@ -65,7 +69,7 @@ enum HeapBenchmarks {
                 format: "unsampled malloc+free pair (64..120 B; %d rounds of %d, median of paired differences; "
                     + "difference of minimums): glibc %.2f ns (min %.2f); extra with hooks at rate 0 %+.2f ns (%+.2f), "
                     + "at rate %d %+.2f ns; batches of 1024 %+.2f ns (%+.2f) (budget <= 5 ns)",
-                rounds * 4,
+                rounds * 16,
                 pairs,
                 median(glibc),
                 glibc.min() ?? .nan,
@@ -77,15 +81,24 @@ enum HeapBenchmarks {
                 (batchOff.min() ?? .nan) - (batchGlibc.min() ?? .nan)
             )
         )
-        HeapProfile.sampleRate = 1
-        let sampled = (0..<5).map { _ in pairLoop(100_000, hookedMalloc, hookedFree) }
-        HeapProfile.sampleRate = defaultRate
         print(
             String(
                 format: "  a sampled pair (rate 1: stack walk, interning, live-table insert and removal): %.0f ns",
-                median(sampled)
+                sampledAllocationNanoseconds()
             )
         )
+    }
+
+    /// What a sampled malloc+free pair costs (rate 1), median of 5 runs.
+    static func sampledAllocationNanoseconds() -> Double {
+        guard let allocate = symbol("malloc", as: Malloc.self), let release = symbol("free", as: Free.self) else {
+            return .nan
+        }
+        let rate = HeapProfile.sampleRate
+        HeapProfile.sampleRate = 1
+        let sampled = (0..<5).map { _ in pairLoop(100_000, allocate, release) }
+        HeapProfile.sampleRate = rate
+        return median(sampled)
     }
 
     @inline(never)
@@ -118,6 +131,55 @@ enum HeapBenchmarks {
     }
 
     // MARK: - 1. Workload slowdown
+
+    /// The workload in this process, sampling off vs the default rate, in adjacent pairs of runs.
+    static func inProcessSlowdown(rounds: Int) {
+        let defaultRate = HeapProfile.sampleRate
+        _ = runAllocationWorkload(rounds: 2)
+        var off: [Double] = []
+        var on: [Double] = []
+        var ratios: [Double] = []
+        for round in 0..<(rounds * 4) {
+            var pair: [Bool: Double] = [:]
+            for sampling in round % 2 == 0 ? [true, false] : [false, true] {
+                HeapProfile.sampleRate = sampling ? defaultRate : 0
+                pair[sampling] = time { _ = runAllocationWorkload(rounds: 3) }
+            }
+            off.append(pair[false]!)
+            on.append(pair[true]!)
+            ratios.append(pair[true]! / pair[false]!)
+        }
+        HeapProfile.sampleRate = defaultRate
+        // Load-independent cross-check: samples one run takes times what one sample costs.
+        var before = pp_heap_stats()
+        var after = pp_heap_stats()
+        pp_heap_get_stats(&before)
+        let sampledRun = time { _ = runAllocationWorkload(rounds: 3) }
+        pp_heap_get_stats(&after)
+        let samples = Double(after.live_inserted - before.live_inserted)
+        let perSample = sampledAllocationNanoseconds()
+        print(
+            String(
+                format: "  %.0f samples per run x %.0f ns per sampled allocation = %.3f ms = %.2f%% of a %.1f ms run",
+                samples,
+                perSample,
+                samples * perSample / 1e6,
+                samples * perSample / 1e9 / sampledRun * 100,
+                sampledRun * 1e3
+            )
+        )
+        print(
+            String(
+                format: "workload in process (PprofWorkload, 60k records per run; %d adjacent pairs): sampling off "
+                    + "%.1f ms, rate %d %.1f ms -> slowdown %+.2f%% (median of pair ratios; budget <= 2%%)",
+                rounds * 4,
+                median(off) * 1e3,
+                defaultRate,
+                median(on) * 1e3,
+                (median(ratios) - 1) * 100
+            )
+        )
+    }
 
     static func workloadSlowdown(rounds: Int) throws {
         let build = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()

@@ -83,11 +83,14 @@ int pp_heap_malloc_info(pp_malloc_info *out);
 // thread, so its first allocation takes the slow path, which draws the first countdown.
 extern __thread int64_t pp_heap_countdown __attribute__((tls_model("initial-exec"))) PP_HEAP_HIDDEN;
 
-// The fast-path filter in front of the live-pointer table: a saturating counter per 4 KiB page
-// (aliased modulo 4 GiB) of the sampled objects currently live on it. Zero: no sampled object
-// starts on this page, and `free` needs no table lookup.
+// The fast-path filter in front of the live-pointer table: a saturating counter of the live sampled
+// objects per 16-byte address (glibc's allocation granularity), aliased modulo 16 MiB. Zero: no
+// sampled object starts at this address, and `free` needs no table lookup. Per address rather than
+// per page, so that a hot malloc/free loop does not pay a lookup on every free merely because a
+// long-lived sampled object sits on the same page; neighbouring objects still share cache lines,
+// and filter pages never written read the kernel's shared zero page.
 #define PP_HEAP_FILTER_BITS 20
-#define PP_HEAP_FILTER_SHIFT 12
+#define PP_HEAP_FILTER_SHIFT 4
 extern uint16_t pp_heap_filter[1u << PP_HEAP_FILTER_BITS] PP_HEAP_HIDDEN;
 
 // True when an allocation of `size` bytes exhausts the countdown: call pp_heap_sample_slow.

@@ -160,16 +160,6 @@ enum HeapBenchmarks {
         let perSample = sampledAllocationNanoseconds()
         print(
             String(
-                format: "  %.0f samples per run x %.0f ns per sampled allocation = %.3f ms = %.2f%% of a %.1f ms run",
-                samples,
-                perSample,
-                samples * perSample / 1e6,
-                samples * perSample / 1e9 / sampledRun * 100,
-                sampledRun * 1e3
-            )
-        )
-        print(
-            String(
                 format: "workload in process (PprofWorkload, 60k records per run; %d adjacent pairs): sampling off "
                     + "%.1f ms, rate %d %.1f ms -> slowdown %+.2f%% (median of pair ratios; budget <= 2%%)",
                 rounds * 4,
@@ -177,6 +167,16 @@ enum HeapBenchmarks {
                 defaultRate,
                 median(on) * 1e3,
                 (median(ratios) - 1) * 100
+            )
+        )
+        print(
+            String(
+                format: "  %.0f samples per run x %.0f ns per sampled allocation = %.3f ms = %.2f%% of a %.1f ms run",
+                samples,
+                perSample,
+                samples * perSample / 1e6,
+                samples * perSample / 1e9 / sampledRun * 100,
+                sampledRun * 1e3
             )
         )
     }

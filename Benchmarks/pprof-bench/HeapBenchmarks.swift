@@ -190,9 +190,8 @@ enum HeapBenchmarks {
             print("workload: build pprof-plain-workload and libPprofPreload.so in this configuration first")
             return
         }
-        let heaptrack = ["/usr/bin/heaptrack", "/usr/local/bin/heaptrack"].first {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }
+        let heaptrack = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+            .map { String($0) + "/heaptrack" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-bench-heap-\(getpid())")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }

@@ -27,9 +27,11 @@ let package = Package(
         // Child processes for tests that need a process of their own (traps, hooks, LD_PRELOAD, stripping).
         .executableTarget(
             name: "pprof-testhelper",
-            dependencies: ["Pprof", "PprofHooks"],
+            dependencies: ["Pprof", "PprofHooks", "CTestSupport"],
             path: "Tests/pprof-testhelper"
         ),
+        // C code the helper's scenarios call (a C library's view of locks, allocation…).
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         // A Swift program that knows nothing of swift-pprof: the LD_PRELOAD tests and the heaptrack
         // comparison run it.
         .executableTarget(

@@ -4,7 +4,9 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("heap", HeapBenchmarks.run)
+    ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
+    ("heap", HeapBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

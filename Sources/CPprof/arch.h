@@ -19,6 +19,15 @@ static inline uintptr_t pp_strip_pac(uintptr_t address) {
 #endif
 }
 
+// A pause for spin-wait loops.
+static inline void pp_cpu_relax(void) {
+#if defined(__x86_64__)
+    __asm__ volatile("pause");
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 // Frame records are 16-byte aligned on both architectures' ABIs; an odd frame pointer is garbage.
 #define PP_FRAME_ALIGNMENT 8
 

@@ -33,15 +33,25 @@ int pp_unwind(const pp_regs *regs, unsigned flags, uintptr_t *pcs, int max, unsi
     } else if (regs->pc) {
         pcs[count++] = pp_strip_pac(regs->pc);
     }
-    uintptr_t checked_page = 0;
+    // No page is known readable yet (0 is a page too: a register holding a small integer is no frame).
+    uintptr_t checked_page = ~(uintptr_t)0;
     while (count < max) {
         if (fp == 0 || (fp & (PP_FRAME_ALIGNMENT - 1)) != 0) {
             if (fp != 0) result |= PP_STACK_INCOMPLETE;
             break;
         }
+        // A frame pointer below the stack pointer is a general-purpose register in code built
+        // without frame pointers, not a frame record.
+        if (fp < 4096 || (regs->sp != 0 && fp < regs->sp)) {
+            result |= PP_STACK_INCOMPLETE;
+            break;
+        }
         uintptr_t page = fp & ~(uintptr_t)4095;
         if (page != checked_page) {
-            if (!page_is_readable(fp) || !page_is_readable(fp + sizeof(uintptr_t))) {
+            // The record's second word is on the same page unless the first ends one.
+            uintptr_t last = fp + sizeof(uintptr_t);
+            if (!page_is_readable(fp) ||
+                ((last & ~(uintptr_t)4095) != page && !page_is_readable(last))) {
                 result |= PP_STACK_INCOMPLETE;
                 break;
             }

@@ -12,8 +12,12 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
         switch self {
         case .heap, .allocs:
             return HeapProfileWriter.recordCount
-        case .goroutine, .threadcreate, .block, .mutex:
+        case .goroutine, .threadcreate:
             return 0
+        case .block:
+            return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
+        case .mutex:
+            return (try? ContentionProfile.snapshot(.mutex))?.records.count ?? 0
         }
     }
 
@@ -23,8 +27,12 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
             try HeapProfileWriter(kind: .heap).write(to: sink, debug: debug)
         case .allocs:
             try HeapProfileWriter(kind: .allocs).write(to: sink, debug: debug)
-        case .goroutine, .threadcreate, .block, .mutex:
+        case .goroutine, .threadcreate:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
+        case .block:
+            try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)
+        case .mutex:
+            try ContentionProfile.snapshot(.mutex).write(to: sink, debug: debug)
         }
     }
 }

@@ -13,6 +13,19 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "contention-accuracy": ContentionScenarios.accuracy,
+    "contention-kinds": ContentionScenarios.kinds,
+    "contention-toggle": ContentionScenarios.toggle,
+    "contention-fork": ContentionScenarios.forkWhileWaiting,
+    "cpu-accuracy": CPUScenarios.accuracy,
+    "cpu-shares": CPUScenarios.shares,
+    "cpu-equal-threads": CPUScenarios.equalThreads,
+    "cpu-cycles": CPUScenarios.cycles,
+    "cpu-short-threads": CPUScenarios.shortThreads,
+    "cpu-foreign-signals": CPUScenarios.foreignSignals,
+    "cpu-memcpy": CPUScenarios.memcpy,
+    "cpu-qsort": CPUScenarios.qsort,
+    "cpu-async": CPUScenarios.asyncChain,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

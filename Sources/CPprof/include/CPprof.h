@@ -1,6 +1,8 @@
 // The C side of swift-pprof, as imported into Swift. Add each new public header here (an explicit
 // umbrella header, so that adding a header invalidates the module cache).
 #include "pp_arch.h"
+#include "pp_contention.h"
+#include "pp_cpu.h"
 #include "pp_demangle.h"
 #include "pp_heap.h"
 #include "pp_images.h"

@@ -6,15 +6,21 @@
 //   PPROF_HEAP_PROFILE=<file>     the heap profile (inuse and alloc values, default inuse_space)
 //   PPROF_ALLOCS_PROFILE=<file>   the allocs profile (the same data, default alloc_space)
 //   PPROF_HEAP_SAMPLE_RATE=<n>    HeapProfile.sampleRate from the start (default 524288)
+//   PPROF_BLOCK_PROFILE_RATE=<ns> BlockProfile.rate from the start (default 0: off)
+//   PPROF_MUTEX_PROFILE_FRACTION=<n> MutexProfile.fraction from the start (default 0: off)
 //
 // In a file name, %p stands for the process ID. Errors go to standard error; they never change the
 // process's exit status.
+import CPprof
 import Foundation
 import Pprof
 import PprofHooks
 
 @_cdecl("pprof_preload_exit")
 public func pprofPreloadExit() {
+    // The writer's own allocations are not the program's: every profile shows the same moment.
+    pp_heap_pause_thread()
+    defer { pp_heap_resume_thread() }
     let environment = ProcessInfo.processInfo.environment
     let pid = String(getpid())
     var requests: [(profile: String, path: String)] = []

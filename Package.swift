@@ -43,9 +43,11 @@ let package = Package(
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(
             name: "pprof-bench",
-            dependencies: ["Pprof", "PprofHooks", "PprofWorkload"],
+            dependencies: ["Pprof", "PprofHooks", "PprofBenchSupport", "PprofWorkload"],
             path: "Benchmarks/pprof-bench"
         ),
+        // C for the benchmarks: code without frame pointers and measuring signal handlers.
+        .target(name: "PprofBenchSupport", dependencies: ["CPprof"], path: "Benchmarks/PprofBenchSupport"),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
     ]
 )

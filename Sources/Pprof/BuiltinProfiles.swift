@@ -10,10 +10,12 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     var count: Int {
         switch self {
+        case .goroutine:
+            return ThreadProfiles.threadCount
+        case .threadcreate:
+            return ThreadProfiles.threadCreateCount
         case .heap, .allocs:
             return HeapProfileWriter.recordCount
-        case .goroutine, .threadcreate:
-            return 0
         case .block:
             return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
         case .mutex:
@@ -23,12 +25,14 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     func write(to sink: some ProfileSink, debug: Int) throws {
         switch self {
+        case .goroutine:
+            try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
+        case .threadcreate:
+            try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
         case .heap:
             try HeapProfileWriter(kind: .heap).write(to: sink, debug: debug)
         case .allocs:
             try HeapProfileWriter(kind: .allocs).write(to: sink, debug: debug)
-        case .goroutine, .threadcreate:
-            throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
         case .block:
             try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)
         case .mutex:

@@ -130,15 +130,16 @@ import Testing
         for key in ["# malloc statistics", "# Arena = ", "# InUse = ", "# RSS = ", "# MaxRSS = ", "# SampleRate = 1"] {
             #expect(text.contains(key), "\(key)")
         }
-        if GoPprof.isAvailable {
-            let raw = try GoPprof.run(["-raw", run.directory.appendingPathComponent("exact.txt").path])
-            #expect(raw.status == 0, "\(raw.output)")
-            #expect(raw.output.contains("inuse_space/bytes"))
-            let top = try GoPprof.run([
+        if CPUTestSupport.goAvailable {
+            let raw = try CPUTestSupport.go([
+                "tool", "pprof", "-raw", run.directory.appendingPathComponent("exact.txt").path,
+            ])
+            #expect(raw.contains("inuse_space/bytes"), "\(raw)")
+            let top = try CPUTestSupport.go([
+                "tool", "pprof",
                 "-top", "-sample_index=inuse_objects", run.directory.appendingPathComponent("exact.pb.gz").path,
             ])
-            #expect(top.status == 0)
-            #expect(top.output.contains("700") && top.output.contains("heapExactMalloc"))
+            #expect(top.contains("700") && top.contains("heapExactMalloc"), "\(top)")
         }
     }
 
@@ -211,12 +212,12 @@ import Testing
         let allocsFile = try #require(written.first { $0.hasPrefix("allocs.") })
         let allocs = try ProfileData(decoding: Array(try Data(contentsOf: all.appendingPathComponent(allocsFile))))
         #expect(allocs.defaultSampleType == "alloc_space")
-        if GoPprof.isAvailable {
-            let top = try GoPprof.run([
+        if CPUTestSupport.goAvailable {
+            let top = try CPUTestSupport.go([
+                "tool", "pprof",
                 "-top", "-sample_index=alloc_space", directory.appendingPathComponent(heapFile).path,
             ])
-            #expect(top.status == 0, "\(top.output)")
-            #expect(top.output.contains("buildRecords"))
+            #expect(top.contains("buildRecords"), "\(top)")
         }
     }
 }

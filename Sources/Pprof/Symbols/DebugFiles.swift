@@ -1,0 +1,72 @@
+import CPprof
+import Glibc
+
+/// Finds the separate debug file of an ELF image the way GDB does: by build ID under
+/// `<debug dir>/.build-id/xx/yyyy.debug`, then by `.gnu_debuglink` next to the file, in its
+/// `.debug/` directory and under `<debug dir>/<file's directory>/`. A candidate is used only if
+/// its build ID matches (or, without build IDs, its CRC32 matches the debug link's).
+enum DebugFiles {
+    /// Where distributions install debug files (Debian's `*-dbg`/`*-dbgsym` packages, Fedora's
+    /// `debuginfo`).
+    static let defaultDirectories = ["/usr/lib/debug"]
+
+    static func find(for file: ELFFile, directories: [String] = defaultDirectories) -> ELFFile? {
+        let buildID = file.buildID
+        if let buildID, buildID.count > 2 {
+            let prefix = buildID.prefix(2)
+            let rest = buildID.dropFirst(2)
+            for directory in directories {
+                let candidate = "\(directory)/.build-id/\(prefix)/\(rest).debug"
+                if let debug = open(candidate, for: file, buildID: buildID, crc: nil) { return debug }
+            }
+        }
+        guard let link = file.debugLink, !link.name.isEmpty, !link.name.contains("/")
+        else { return nil }
+        let directory = parentDirectory(of: resolvedPath(file.path))
+        var candidates = ["\(directory)/\(link.name)", "\(directory)/.debug/\(link.name)"]
+        for root in directories { candidates.append("\(root)\(directory)/\(link.name)") }
+        for candidate in candidates where candidate != file.path {
+            if let debug = open(candidate, for: file, buildID: buildID, crc: link.crc) { return debug }
+        }
+        return nil
+    }
+
+    private static func open(_ path: String, for file: ELFFile, buildID: String?, crc: UInt32?) -> ELFFile? {
+        guard access(path, R_OK) == 0, let candidate = try? ELFFile(path: path), candidate.machine == file.machine
+        else { return nil }
+        if let buildID {
+            return candidate.buildID == buildID ? candidate : nil
+        }
+        if let crc {
+            return crc32(of: candidate.bytes) == crc ? candidate : nil
+        }
+        return nil
+    }
+
+    static func crc32(of bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: uLong = 0
+        var offset = 0
+        // zlib takes 32-bit lengths.
+        while offset < bytes.count {
+            let count = min(bytes.count - offset, 1 << 30)
+            crc = CPprof.crc32(
+                crc,
+                bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: Bytef.self),
+                uInt(count)
+            )
+            offset += count
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
+    private static func resolvedPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    private static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "" : String(path[..<slash])
+    }
+}

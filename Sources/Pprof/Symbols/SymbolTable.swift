@@ -1,0 +1,141 @@
+/// The function symbols of an ELF image (`.symtab` and `.dynsym`, of the file itself and of its
+/// separate debug file), sorted by address for binary search. Names stay in the mapped string
+/// tables until a lookup asks for one.
+final class SymbolTable: @unchecked Sendable {
+    struct Entry {
+        var start: UInt64
+        var end: UInt64
+        var nameOffset: UInt32
+        /// Into `stringTables`.
+        var table: UInt16
+    }
+
+    private let entries: [Entry]
+    private let stringTables: [UnsafeRawBufferPointer]
+    /// Keeps the mapped string tables valid.
+    private let files: [ELFFile]
+
+    var isEmpty: Bool { entries.isEmpty }
+    var count: Int { entries.count }
+
+    /// Symbols of `files`, in order of authority (the image first, then its debug file).
+    init(files: [ELFFile]) {
+        struct Candidate {
+            var start: UInt64
+            var size: UInt64
+            var sectionEnd: UInt64
+            var nameOffset: UInt32
+            var table: UInt16
+            var rank: Int
+        }
+        var candidates: [Candidate] = []
+        var tables: [UnsafeRawBufferPointer] = []
+        for file in files {
+            for dynamic in [false, true] {
+                let tableIndex = UInt16(tables.count)
+                var strings: UnsafeRawBufferPointer?
+                try? file.forEachSymbol(dynamic: dynamic) { symbol, names in
+                    strings = names
+                    guard symbol.isFunction, symbol.isDefined, symbol.value != 0, symbol.nameOffset != 0,
+                        Int(symbol.nameOffset) < names.count
+                    else { return }
+                    let section =
+                        Int(symbol.sectionIndex) < file.sections.count ? file.sections[Int(symbol.sectionIndex)] : nil
+                    let sectionEnd = section.map { $0.address &+ $0.size } ?? .max
+                    candidates.append(
+                        Candidate(
+                            start: symbol.value,
+                            size: symbol.size,
+                            sectionEnd: sectionEnd,
+                            nameOffset: symbol.nameOffset,
+                            table: tableIndex,
+                            rank: SymbolTable.rank(
+                                binding: symbol.binding,
+                                dynamic: dynamic,
+                                name: names,
+                                at: Int(symbol.nameOffset)
+                            )
+                        )
+                    )
+                }
+                if let strings {
+                    tables.append(strings)
+                } else {
+                    tables.append(UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+            }
+        }
+        // One entry per address: the best-ranked alias, with the largest size any alias gives.
+        candidates.sort { ($0.start, $0.rank) < ($1.start, $1.rank) }
+        var entries: [Entry] = []
+        var index = 0
+        while index < candidates.count {
+            let best = candidates[index]
+            var size = best.size
+            var next = index + 1
+            while next < candidates.count && candidates[next].start == best.start {
+                size = max(size, candidates[next].size)
+                next += 1
+            }
+            let nextStart = next < candidates.count ? candidates[next].start : UInt64.max
+            // A symbol without a size runs to the next symbol, but not past its section.
+            let end = size > 0 ? best.start &+ size : min(nextStart, best.sectionEnd)
+            if end > best.start {
+                entries.append(Entry(start: best.start, end: end, nameOffset: best.nameOffset, table: best.table))
+            }
+            index = next
+        }
+        self.entries = entries
+        self.stringTables = tables
+        self.files = files
+    }
+
+    /// Lower is preferred: exported over local names, then fewer leading underscores (`malloc`
+    /// over `__libc_malloc`), then the regular symbol table.
+    private static func rank(binding: UInt8, dynamic: Bool, name: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        let bindingRank: Int
+        switch binding {
+        case 1, 10: bindingRank = 0  // GLOBAL, GNU_UNIQUE
+        case 2: bindingRank = 1  // WEAK
+        default: bindingRank = 2
+        }
+        var underscores = 0
+        while offset + underscores < name.count && name[offset + underscores] == UInt8(ascii: "_") { underscores += 1 }
+        return bindingRank * 1000 + min(underscores, 9) * 10 + (dynamic ? 1 : 0)
+    }
+
+    /// The function holding `address`: its linker name and start address.
+    func symbol(containing address: UInt64) -> (name: String, start: UInt64)? {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let mid = (low + high) / 2
+            if entries[mid].start <= address { low = mid + 1 } else { high = mid }
+        }
+        // The closest start below usually holds the address; a larger symbol starting a little
+        // earlier may enclose a small one that does not.
+        var index = low - 1
+        while index >= 0 && index >= low - 4 {
+            let entry = entries[index]
+            if address < entry.end {
+                guard let name = name(of: entry) else { return nil }
+                return (name, entry.start)
+            }
+            index -= 1
+        }
+        return nil
+    }
+
+    /// Every symbol's start address and name (tests, benchmarks).
+    func allSymbols() -> [(start: UInt64, name: String)] {
+        entries.compactMap { entry in name(of: entry).map { (entry.start, $0) } }
+    }
+
+    /// The symbol's name without a symbol version (`memcpy@@GLIBC_2.14` → `memcpy`): versions
+    /// appear in names in `.symtab` of glibc and its debug file, never in Swift or C++ names.
+    private func name(of entry: Entry) -> String? {
+        guard let name = cString(in: stringTables[Int(entry.table)], at: Int(entry.nameOffset)) else { return nil }
+        guard let at = name.firstIndex(of: "@"), at != name.startIndex else { return name }
+        return String(name[..<at])
+    }
+}

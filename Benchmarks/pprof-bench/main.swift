@@ -3,7 +3,9 @@
 // register it here.
 import Foundation
 
-let benchmarks: [(name: String, run: () throws -> Void)] = []
+let benchmarks: [(name: String, run: () throws -> Void)] = [
+    ("symbols", SymbolBenchmarks.run)
+]
 
 let selected = CommandLine.arguments.dropFirst()
 let unknown = selected.filter { name in !benchmarks.contains { $0.name == name } }

@@ -8,6 +8,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
     "trap-add-builtin": RegistryScenarios.addToBuiltin,
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
+    "symbols-write-profile": SymbolScenarios.writeProfile,
+    "symbols-fuzz": SymbolScenarios.fuzz,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

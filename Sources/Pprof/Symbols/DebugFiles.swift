@@ -4,11 +4,12 @@ import Glibc
 /// Finds the separate debug file of an ELF image the way GDB does: by build ID under
 /// `<debug dir>/.build-id/xx/yyyy.debug`, then by `.gnu_debuglink` next to the file, in its
 /// `.debug/` directory and under `<debug dir>/<file's directory>/`. A candidate is used only if
-/// its build ID matches (or, without build IDs, its CRC32 matches the debug link's).
-enum DebugFiles {
+/// its build ID matches the file's, and one found through the debug link only if its CRC32
+/// matches the link's too (as GDB checks).
+package enum DebugFiles {
     /// Where distributions install debug files (Debian's `*-dbg`/`*-dbgsym` packages, Fedora's
     /// `debuginfo`).
-    static let defaultDirectories = ["/usr/lib/debug"]
+    package static let defaultDirectories = ["/usr/lib/debug"]
 
     static func find(for file: ELFFile, directories: [String] = defaultDirectories) -> ELFFile? {
         let buildID = file.buildID
@@ -34,13 +35,9 @@ enum DebugFiles {
     private static func open(_ path: String, for file: ELFFile, buildID: String?, crc: UInt32?) -> ELFFile? {
         guard access(path, R_OK) == 0, let candidate = try? ELFFile(path: path), candidate.machine == file.machine
         else { return nil }
-        if let buildID {
-            return candidate.buildID == buildID ? candidate : nil
-        }
-        if let crc {
-            return crc32(of: candidate.bytes) == crc ? candidate : nil
-        }
-        return nil
+        if let buildID, candidate.buildID != buildID { return nil }
+        if let crc, crc32(of: candidate.bytes) != crc { return nil }
+        return buildID != nil || crc != nil ? candidate : nil
     }
 
     static func crc32(of bytes: UnsafeRawBufferPointer) -> UInt32 {

@@ -422,10 +422,10 @@ enum ELFError: Error, CustomStringConvertible {
 
 /// Reads the NUL-terminated string at `offset` of `table`, or `nil` when it runs off the end.
 func cString(in table: UnsafeRawBufferPointer, at offset: Int) -> String? {
-    guard offset >= 0, offset < table.count else { return nil }
-    let rest = table[offset...]
-    guard let end = rest.firstIndex(of: 0) else { return nil }
-    return String(decoding: table[offset..<end], as: UTF8.self)
+    guard offset >= 0, offset < table.count, let base = table.baseAddress else { return nil }
+    guard let nul = memchr(base + offset, 0, table.count - offset) else { return nil }
+    let length = base.distance(to: UnsafeRawPointer(nul)) - offset
+    return String(decoding: UnsafeRawBufferPointer(start: base + offset, count: length), as: UTF8.self)
 }
 
 func hex(_ bytes: some Sequence<UInt8>) -> String {

@@ -6,16 +6,16 @@ import Synchronization
 ///
 /// Usable on its own to symbolize any ELF file offline; `Symbolizer` adds the run-time view.
 /// Thread-safe: DWARF units are parsed on first use, under this image's lock.
-final class ImageSymbolizer: Sendable {
-    let path: String
+package final class ImageSymbolizer: Sendable {
+    package let path: String
     /// The image's GNU build ID, if it has one.
-    let buildID: String?
+    package let buildID: String?
     /// The separate debug file used, if any.
-    let debugFilePath: String?
+    package let debugFilePath: String?
     /// Whether the image has a full symbol table (`.symtab`, here or in its debug file), rather
     /// than only the exported `.dynsym` names a stripped file keeps.
-    let hasFullSymbolTable: Bool
-    let hasDebugInfo: Bool
+    package let hasFullSymbolTable: Bool
+    package let hasDebugInfo: Bool
 
     private let symbols: SymbolTable
     private let dwarf: DWARFFile?
@@ -32,7 +32,7 @@ final class ImageSymbolizer: Sendable {
 
     /// Reads the file at `path` and, when the file lacks them, the symbols and DWARF of its separate
     /// debug file. Throws when the file cannot be read as ELF.
-    convenience init(path: String, debugDirectories: [String] = DebugFiles.defaultDirectories) throws {
+    package convenience init(path: String, debugDirectories: [String] = DebugFiles.defaultDirectories) throws {
         try self.init(file: ELFFile(path: path), debugDirectories: debugDirectories)
     }
 
@@ -76,16 +76,16 @@ final class ImageSymbolizer: Sendable {
 
     /// The frames at `address` (a file virtual address), innermost inlined frame first; `entry`
     /// is the physical function's file address. Empty when no symbol or DWARF function holds it.
-    func frames(atFileAddress address: UInt64) -> [SymbolFrame] {
+    package func frames(atFileAddress address: UInt64) -> [SymbolFrame] {
         state.withLock { lookUp(address, &$0) }
     }
 
-    func frames(atFileAddresses addresses: [UInt64]) -> [[SymbolFrame]] {
+    package func frames(atFileAddresses addresses: [UInt64]) -> [[SymbolFrame]] {
         state.withLock { state in addresses.map { lookUp($0, &state) } }
     }
 
     /// Every function symbol (start file address and linker name).
-    func allSymbols() -> [(start: UInt64, name: String)] {
+    package func allSymbols() -> [(start: UInt64, name: String)] {
         symbols.allSymbols()
     }
 

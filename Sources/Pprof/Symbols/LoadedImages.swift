@@ -2,27 +2,27 @@ import CPprof
 import Glibc
 
 /// An ELF image loaded in this process: the executable, a shared library or the vDSO.
-struct LoadedImage: Sendable, Hashable {
+package struct LoadedImage: Sendable, Hashable {
     /// The file the image was loaded from (the executable's real path for the main program);
     /// `[vdso]` for the vDSO.
-    var path: String
+    package var path: String
     /// Added to the file's virtual addresses to get run-time addresses.
-    var loadBias: UInt
+    package var loadBias: UInt
     /// Run-time address ranges of the image's executable `PT_LOAD` segments.
-    var executableRanges: [Range<UInt>]
-    var isMainExecutable: Bool
+    package var executableRanges: [Range<UInt>]
+    package var isMainExecutable: Bool
     /// The GNU build ID read from the loaded image's own notes in memory: what is actually running,
     /// even if the file at `path` has since been replaced.
-    var buildID: String? = nil
+    package var buildID: String? = nil
 
-    func contains(_ address: UInt) -> Bool {
+    package func contains(_ address: UInt) -> Bool {
         executableRanges.contains { $0.contains(address) }
     }
 }
 
-enum LoadedImages {
+package enum LoadedImages {
     /// All images currently loaded, from `dl_iterate_phdr` (never called in a handler: it locks).
-    static func current() -> [LoadedImage] {
+    package static func current() -> [LoadedImage] {
         final class Collector {
             var images: [LoadedImage] = []
         }

@@ -26,6 +26,7 @@ final class SymbolTable: @unchecked Sendable {
             var sectionEnd: UInt64
             var nameOffset: UInt32
             var table: UInt16
+            var order: Int
             var rank: Int
         }
         var candidates: [Candidate] = []
@@ -49,6 +50,7 @@ final class SymbolTable: @unchecked Sendable {
                             sectionEnd: sectionEnd,
                             nameOffset: symbol.nameOffset,
                             table: tableIndex,
+                            order: candidates.count,
                             rank: SymbolTable.rank(
                                 binding: symbol.binding,
                                 dynamic: dynamic,
@@ -66,7 +68,7 @@ final class SymbolTable: @unchecked Sendable {
             }
         }
         // One entry per address: the best-ranked alias, with the largest size any alias gives.
-        candidates.sort { ($0.start, $0.rank) < ($1.start, $1.rank) }
+        candidates.sort { ($0.start, $0.rank, $0.order) < ($1.start, $1.rank, $1.order) }
         var entries: [Entry] = []
         var index = 0
         while index < candidates.count {
@@ -90,8 +92,8 @@ final class SymbolTable: @unchecked Sendable {
         self.files = files
     }
 
-    /// Lower is preferred: exported over local names, then fewer leading underscores (`malloc`
-    /// over `__libc_malloc`), then the regular symbol table.
+    /// Lower is preferred: fewer leading underscores (`malloc` over `__libc_malloc`, `getpid` over
+    /// `__getpid`), then global over weak over local binding, then the regular symbol table.
     private static func rank(binding: UInt8, dynamic: Bool, name: UnsafeRawBufferPointer, at offset: Int) -> Int {
         let bindingRank: Int
         switch binding {
@@ -101,7 +103,7 @@ final class SymbolTable: @unchecked Sendable {
         }
         var underscores = 0
         while offset + underscores < name.count && name[offset + underscores] == UInt8(ascii: "_") { underscores += 1 }
-        return bindingRank * 1000 + min(underscores, 9) * 10 + (dynamic ? 1 : 0)
+        return min(underscores, 9) * 100 + bindingRank * 10 + (dynamic ? 1 : 0)
     }
 
     /// The function holding `address`: its linker name and start address.

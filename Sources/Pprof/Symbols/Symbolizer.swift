@@ -3,19 +3,19 @@ import Glibc
 import Synchronization
 
 /// One function at an address. Inlined code yields several, innermost first.
-struct SymbolFrame: Sendable, Hashable {
+package struct SymbolFrame: Sendable, Hashable {
     /// Demangled name.
-    var name: String
+    package var name: String
     /// The linker symbol (mangled for Swift and C++).
-    var systemName: String
+    package var systemName: String
     /// Source file, "" when unknown.
-    var file: String
+    package var file: String
     /// Source line, 0 when unknown.
-    var line: Int
+    package var line: Int
     /// First line of the function, 0 when unknown.
-    var startLine: Int
+    package var startLine: Int
     /// Run-time entry address of the physical function containing the address, 0 when unknown.
-    var entry: UInt
+    package var entry: UInt
 }
 
 /// Maps run-time addresses of this process to functions, files and lines, outside any handler.
@@ -25,11 +25,11 @@ struct SymbolFrame: Sendable, Hashable {
 /// line and start line from DWARF where the image or its separate debug file has it. Each image is
 /// loaded once, on first use, and every address looked up is cached. Images loaded later (`dlopen`)
 /// are picked up; after a `dlclose` the address cache starts afresh.
-final class Symbolizer: Sendable {
-    static let shared = Symbolizer()
+package final class Symbolizer: Sendable {
+    package static let shared = Symbolizer()
 
     /// Where separate debug files are searched (see `DebugFiles`).
-    let debugDirectories: [String]
+    package let debugDirectories: [String]
 
     private struct Images {
         var images: [LoadedImage] = []
@@ -50,20 +50,20 @@ final class Symbolizer: Sendable {
     /// The address cache starts afresh beyond this many entries, bounding its memory.
     private let cacheLimit = 1 << 18
 
-    init(debugDirectories: [String] = DebugFiles.defaultDirectories) {
+    package init(debugDirectories: [String] = DebugFiles.defaultDirectories) {
         self.debugDirectories = debugDirectories
     }
 
     /// The frames at `address` (a call PC: a return address minus one, or an interrupted PC),
     /// innermost inlined frame first. Empty when the address is in no known image or no symbol
     /// covers it.
-    func frames(at address: UInt) -> [SymbolFrame] {
+    package func frames(at address: UInt) -> [SymbolFrame] {
         frames(at: [address])[0]
     }
 
     /// The frames of each address, in the order given. Cheaper than one call per address: the
     /// loader is asked once whether images changed, and each image is locked once.
-    func frames(at addresses: [UInt]) -> [[SymbolFrame]] {
+    package func frames(at addresses: [UInt]) -> [[SymbolFrame]] {
         refreshImagesIfChanged()
         var results = [[SymbolFrame]?](repeating: nil, count: addresses.count)
         cache.withLock { cache in
@@ -101,7 +101,7 @@ final class Symbolizer: Sendable {
     }
 
     /// The loaded image whose executable segments contain `address`.
-    func image(containing address: UInt) -> LoadedImage? {
+    package func image(containing address: UInt) -> LoadedImage? {
         refreshImagesIfChanged()
         return images.withLock { state in
             Self.imageIndex(containing: address, in: state).map { state.images[$0] }
@@ -194,7 +194,7 @@ private final class ImageSlot: Sendable {
 }
 
 /// Demangles a Swift or C++ symbol; other names are returned unchanged.
-func demangle(_ name: String) -> String {
+package func demangle(_ name: String) -> String {
     let isSwift = name.hasPrefix("$s") || name.hasPrefix("$S") || name.hasPrefix("_T0") || name.hasPrefix("$e")
     if isSwift {
         let result = name.withCString { pp_swift_demangle($0, strlen($0)) }

@@ -136,8 +136,9 @@ struct DWARFLineTable {
     }
 
     /// `name` if absolute, else `directory/name`, with a relative directory under the compilation directory.
+    /// Swift's `<compiler-generated>` pseudo-file is kept as it is, without a directory.
     static func join(_ compilationDirectory: String, _ directory: String, _ name: String) -> String {
-        if name.hasPrefix("/") || name.isEmpty { return name }
+        if name.hasPrefix("/") || name.isEmpty || name.hasPrefix("<") { return name }
         var path = directory
         if !path.hasPrefix("/") && !compilationDirectory.isEmpty && path != compilationDirectory {
             path = path.isEmpty ? compilationDirectory : compilationDirectory + "/" + path

@@ -1,5 +1,6 @@
 import CPprof
 import Foundation
+import Runtime
 import Testing
 
 @testable import Pprof
@@ -128,6 +129,74 @@ let knownSiteDeclarationLine = #line + 1
         if symbolizer.image(containing: address)?.path != library {
             #expect(symbolizer.frames(at: address + 1).map(\.name) != frames.map(\.name))
         }
+    }
+
+    /// Many threads symbolizing at once, each image loading on first use under contention, give
+    /// the same answers as one thread.
+    @Test func concurrentLookupsAgreeWithSerialOnes() async throws {
+        let (pc, _) = knownCallSite()
+        var addresses = [pc]
+        for name in ["qsort", "getpid", "swift_retain", "$sSS5countSivg", "malloc", "free"] {
+            if let address = functionAddress(name) { addresses += [address + 1, address + 5] }
+        }
+        let expected = Symbolizer().frames(at: addresses)
+        let shared = Symbolizer()
+        let chosen = addresses
+        let results = await withTaskGroup(of: [[SymbolFrame]].self) { group in
+            for task in 0..<16 {
+                group.addTask {
+                    // Alternate the batch and single-address paths, in different orders.
+                    let order = task % 2 == 0 ? chosen : chosen.reversed()
+                    let frames = task % 4 < 2 ? shared.frames(at: order) : order.map { shared.frames(at: $0) }
+                    return task % 2 == 0 ? frames : frames.reversed()
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 16)
+        #expect(results.allSatisfy { $0 == expected })
+    }
+
+    /// Symbolizing a library must not leave its file mapped: the Runtime module's `ImageMap` (and
+    /// Swift's crash backtracer) would take such a mapping for the library's base address. Checked
+    /// with libswiftCore (symbols only) and a library with embedded DWARF.
+    @Test func leavesNoMappingOfLibraryFilesBehind() throws {
+        var addresses: [UInt] = []
+        for name in ["swift_retain", "swift_release", "$sSS5countSivg"] {
+            if let address = functionAddress(name) { addresses.append(address + 2) }
+        }
+        var handle: UnsafeMutableRawPointer?
+        if let library = try Fixtures.build(
+            "libpprof-fixture-mapped.so",
+            source: Fixtures.librarySource,
+            name: "library-mapped.c",
+            compiler: Tools.find("cc") != nil ? "cc" : "clang",
+            flags: ["-shared", "-fPIC", "-O1", "-g"]
+        ) {
+            handle = dlopen(library, RTLD_NOW | RTLD_LOCAL)
+            let function = try #require(handle.flatMap { dlsym($0, "pprof_fixture_library_function") })
+            addresses.append(UInt(bitPattern: function) + 2)
+        }
+        defer { if let handle { dlclose(handle) } }
+
+        let libraries = Set(addresses.compactMap { Symbolizer.shared.image(containing: $0)?.path })
+        func mappings() -> [String: Int] {
+            Dictionary(grouping: ProcessMaps.current().filter { libraries.contains($0.path) }, by: \.path)
+                .mapValues(\.count)
+        }
+        let before = mappings()
+        let symbolizer = Symbolizer()
+        let frames = symbolizer.frames(at: addresses)
+        #expect(frames.allSatisfy { !$0.isEmpty })
+        if handle != nil { #expect(frames.last?.first?.line != 0, "the fixture library has DWARF") }
+        #expect(mappings() == before, "the symbolizer keeps library files mapped")
+
+        let images = ImageMap.capture()
+        for address in addresses {
+            let index = try #require(images.indexOfImage(at: Backtrace.Address(UInt64(address))))
+            #expect(images[index].path == Symbolizer.shared.image(containing: address)?.path)
+        }
+        withExtendedLifetime(symbolizer) {}
     }
 
     @Test func addressesOutsideAnyImageHaveNoFrames() {

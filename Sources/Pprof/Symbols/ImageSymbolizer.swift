@@ -6,6 +6,13 @@ import Synchronization
 ///
 /// Usable on its own to symbolize any ELF file offline; `Symbolizer` adds the run-time view.
 /// Thread-safe: DWARF units are parsed on first use, under this image's lock.
+///
+/// A loaded shared library's file is not kept mapped (`keepsFileMapped: false`): on Linux the
+/// Runtime module's `ImageMap` — and with it Swift's crash backtracer — merges every mapping of a
+/// path and takes the lowest as the library's base, so a read-only mapping of libswiftCore.so
+/// placed below the loaded one would misplace every libswiftCore frame in a later backtrace.
+/// Function names and any DWARF embedded in a library are copied instead. The main executable
+/// (loaded below the mmap area) and separate debug files (other paths) stay mapped.
 package final class ImageSymbolizer: Sendable {
     package let path: String
     /// The image's GNU build ID, if it has one.
@@ -32,11 +39,15 @@ package final class ImageSymbolizer: Sendable {
 
     /// Reads the file at `path` and, when the file lacks them, the symbols and DWARF of its separate
     /// debug file. Throws when the file cannot be read as ELF.
-    package convenience init(path: String, debugDirectories: [String] = DebugFiles.defaultDirectories) throws {
-        try self.init(file: ELFFile(path: path), debugDirectories: debugDirectories)
+    package convenience init(
+        path: String,
+        debugDirectories: [String] = DebugFiles.defaultDirectories,
+        keepsFileMapped: Bool = true
+    ) throws {
+        try self.init(file: ELFFile(path: path), debugDirectories: debugDirectories, keepsFileMapped: keepsFileMapped)
     }
 
-    init(file: ELFFile, debugDirectories: [String] = DebugFiles.defaultDirectories) {
+    init(file: ELFFile, debugDirectories: [String] = DebugFiles.defaultDirectories, keepsFileMapped: Bool = true) {
         self.path = file.path
         self.buildID = file.buildID
         var debugFile: ELFFile?
@@ -46,7 +57,7 @@ package final class ImageSymbolizer: Sendable {
         self.debugFilePath = debugFile?.path
         self.symbols = SymbolTable(files: [file] + (debugFile.map { [$0] } ?? []))
         self.hasFullSymbolTable = file.hasSymtab || debugFile?.hasSymtab == true
-        let dwarf = DWARFFile(file: file) ?? debugFile.flatMap { DWARFFile(file: $0) }
+        let dwarf = DWARFFile(file: file, copySections: !keepsFileMapped) ?? debugFile.flatMap { DWARFFile(file: $0) }
         self.dwarf = dwarf
         self.hasDebugInfo = dwarf != nil
 

@@ -1,19 +1,22 @@
+import Glibc
+
 /// The function symbols of an ELF image (`.symtab` and `.dynsym`, of the file itself and of its
-/// separate debug file), sorted by address for binary search. Names stay in the mapped string
-/// tables until a lookup asks for one.
-final class SymbolTable: @unchecked Sendable {
+/// separate debug file), sorted by address for binary search.
+///
+/// The names of the chosen symbols are copied into one compact buffer, so the table does not keep
+/// the files mapped (see `ImageSymbolizer` for why that matters).
+final class SymbolTable: Sendable {
     struct Entry {
         var start: UInt64
         var end: UInt64
+        /// Into `names`.
         var nameOffset: UInt32
-        /// Into `stringTables`.
-        var table: UInt16
+        var nameLength: UInt32
     }
 
     private let entries: [Entry]
-    private let stringTables: [UnsafeRawBufferPointer]
-    /// Keeps the mapped string tables valid.
-    private let files: [ELFFile]
+    /// The names of all entries, back to back (UTF-8, no terminators, no symbol versions).
+    private let names: [UInt8]
 
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
@@ -70,6 +73,7 @@ final class SymbolTable: @unchecked Sendable {
         // One entry per address: the best-ranked alias, with the largest size any alias gives.
         candidates.sort { ($0.start, $0.rank, $0.order) < ($1.start, $1.rank, $1.order) }
         var entries: [Entry] = []
+        var names: [UInt8] = []
         var index = 0
         while index < candidates.count {
             let best = candidates[index]
@@ -82,14 +86,33 @@ final class SymbolTable: @unchecked Sendable {
             let nextStart = next < candidates.count ? candidates[next].start : UInt64.max
             // A symbol without a size runs to the next symbol, but not past its section.
             let end = size > 0 ? best.start &+ size : min(nextStart, best.sectionEnd)
-            if end > best.start {
-                entries.append(Entry(start: best.start, end: end, nameOffset: best.nameOffset, table: best.table))
+            if end > best.start,
+                let name = SymbolTable.unversionedName(in: tables[Int(best.table)], at: Int(best.nameOffset)),
+                names.count + name.count < Int(UInt32.max)
+            {
+                entries.append(
+                    Entry(start: best.start, end: end, nameOffset: UInt32(names.count), nameLength: UInt32(name.count))
+                )
+                names.append(contentsOf: name)
             }
             index = next
         }
         self.entries = entries
-        self.stringTables = tables
-        self.files = files
+        self.names = names
+    }
+
+    /// The bytes of the NUL-terminated name at `offset`, without a symbol version
+    /// (`memcpy@@GLIBC_2.14` → `memcpy`): versions appear in `.symtab` names of glibc and its debug
+    /// file, never in Swift or C++ names.
+    private static func unversionedName(in table: UnsafeRawBufferPointer, at offset: Int) -> UnsafeRawBufferPointer? {
+        guard offset >= 0, offset < table.count, let base = table.baseAddress,
+            let nul = memchr(base + offset, 0, table.count - offset)
+        else { return nil }
+        var length = base.distance(to: UnsafeRawPointer(nul)) - offset
+        if let at = memchr(base + offset, Int32(UInt8(ascii: "@")), length), UnsafeRawPointer(at) != base + offset {
+            length = base.distance(to: UnsafeRawPointer(at)) - offset
+        }
+        return UnsafeRawBufferPointer(start: base + offset, count: length)
     }
 
     /// Lower is preferred: fewer leading underscores (`malloc` over `__libc_malloc`, `getpid` over
@@ -133,11 +156,14 @@ final class SymbolTable: @unchecked Sendable {
         entries.compactMap { entry in name(of: entry).map { (entry.start, $0) } }
     }
 
-    /// The symbol's name without a symbol version (`memcpy@@GLIBC_2.14` → `memcpy`): versions
-    /// appear in names in `.symtab` of glibc and its debug file, never in Swift or C++ names.
     private func name(of entry: Entry) -> String? {
-        guard let name = cString(in: stringTables[Int(entry.table)], at: Int(entry.nameOffset)) else { return nil }
-        guard let at = name.firstIndex(of: "@"), at != name.startIndex else { return name }
-        return String(name[..<at])
+        names.withUnsafeBytes { bytes in
+            String(
+                decoding: UnsafeRawBufferPointer(
+                    rebasing: bytes[Int(entry.nameOffset)..<Int(entry.nameOffset + entry.nameLength)]
+                ),
+                as: UTF8.self
+            )
+        }
     }
 }

@@ -189,20 +189,27 @@ private final class ImageSlot: Sendable {
         guard !image.path.isEmpty, let file = try? ELFFile(path: image.path) else { return nil }
         // A file replaced on disk since it was loaded would name the wrong functions: better none.
         if let running = image.buildID, let onDisk = file.buildID, running != onDisk { return nil }
-        return ImageSymbolizer(file: file, debugDirectories: debugDirectories)
+        // Only the main executable's file stays mapped (see `ImageSymbolizer`).
+        return ImageSymbolizer(file: file, debugDirectories: debugDirectories, keepsFileMapped: image.isMainExecutable)
     }
 }
 
 /// Demangles a Swift or C++ symbol; other names are returned unchanged.
 package func demangle(_ name: String) -> String {
-    let isSwift = name.hasPrefix("$s") || name.hasPrefix("$S") || name.hasPrefix("_T0") || name.hasPrefix("$e")
+    var bytes = name.utf8.makeIterator()
+    let first = bytes.next()
+    let second = bytes.next()
+    let isSwift =
+        (first == UInt8(ascii: "$")
+            && (second == UInt8(ascii: "s") || second == UInt8(ascii: "S") || second == UInt8(ascii: "e")))
+        || (first == UInt8(ascii: "_") && second == UInt8(ascii: "T") && bytes.next() == UInt8(ascii: "0"))
     if isSwift {
         let result = name.withCString { pp_swift_demangle($0, strlen($0)) }
         if let result {
             defer { free(result) }
             return String(cString: result)
         }
-    } else if name.hasPrefix("_Z") {
+    } else if first == UInt8(ascii: "_"), second == UInt8(ascii: "Z") {
         if let result = name.withCString({ pp_cxx_demangle($0) }) {
             defer { free(result) }
             return String(cString: result)

@@ -95,19 +95,21 @@ final class DWARFFile: @unchecked Sendable {
     /// Units skipped because they did not parse.
     private(set) var skippedUnits = 0
 
-    private let file: ELFFile
+    /// Keeps the mapped sections valid, unless they were copied.
+    private let file: ELFFile?
     private var owned: [UnsafeMutableRawBufferPointer] = []
 
-    /// `nil` when the file has no `.debug_info`.
-    init?(file: ELFFile) {
-        self.file = file
+    /// `nil` when the file has no `.debug_info`. With `copySections`, the sections are copied and
+    /// the file is not kept mapped.
+    init?(file: ELFFile, copySections: Bool = false) {
+        self.file = copySections ? nil : file
         var owned: [UnsafeMutableRawBufferPointer] = []
         func load(_ name: String) -> UnsafeRawBufferPointer {
             guard let contents = try? file.contents(ofSectionNamed: name) else {
                 return UnsafeRawBufferPointer(start: nil, count: 0)
             }
             return contents.withUnsafeBytes { bytes in
-                if contents.isView { return bytes }
+                if contents.isView && !copySections { return bytes }
                 let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
                 copy.copyMemory(from: bytes)
                 owned.append(copy)

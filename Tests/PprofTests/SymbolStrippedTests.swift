@@ -58,6 +58,24 @@ import Testing
         #expect(!mapping.buildID.isEmpty)
     }
 
+    /// An executable replaced on disk while it runs (an upgrade in place) is still symbolized
+    /// from the running file, not from whatever now sits at its path.
+    @Test func executableReplacedOnDiskIsSymbolizedFromTheRunningFile() throws {
+        let directory = Fixtures.directory.appendingPathComponent("replaced-helper")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let copy = directory.appendingPathComponent("pprof-testhelper").path
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: ChildProcess.helperURL.resolvingSymlinksInPath().path, toPath: copy)
+        let path = directory.appendingPathComponent("replaced.pb.gz").path
+        let result = try ChildProcess.run("symbols-replaced-executable", [path], executable: URL(fileURLWithPath: copy))
+        try #require(result.status == 0, "\(result.stderr)")
+        #expect(try String(contentsOfFile: copy, encoding: .utf8).hasPrefix("#!/bin/sh"), "the file was replaced")
+        let profile = try ProfileData(decoding: [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        for function in ["symbolsHelperFirstSite", "symbolsHelperSecondSite"] {
+            #expect(profile.functions.contains { $0.name.contains(function) && $0.filename == scenarioFile })
+        }
+    }
+
     /// A stripped copy leaves its own functions unnamed (has_functions false) but keeps the build
     /// ID, and `go tool pprof` symbolizes that profile offline from the unstripped binary.
     @Test func profileOfAStrippedExecutableIsSymbolizedOfflineByGoPprof() throws {

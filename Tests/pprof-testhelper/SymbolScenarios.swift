@@ -19,6 +19,15 @@ enum SymbolScenarios {
         print("site symbolsHelperSecondSite \(second)")
     }
 
+    /// `symbols-replaced-executable <path>`: replaces this executable's file with other content
+    /// (an upgrade in place), then does what `symbols-write-profile` does.
+    static func replacedExecutable(_ arguments: [String]) throws {
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        try FileManager.default.removeItem(atPath: executable)
+        try Data("#!/bin/sh\nexit 0\n".utf8).write(to: URL(fileURLWithPath: executable))
+        try writeProfile(arguments)
+    }
+
     /// `symbols-fuzz <elf> <seed> <iterations>`: symbolizes addresses of corrupted copies of an
     /// ELF file (random byte flips in its headers and debug sections, truncations) and prints
     /// `ok <iterations>` if the process survived them all.

@@ -10,6 +10,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
     "symbols-write-profile": SymbolScenarios.writeProfile,
     "symbols-fuzz": SymbolScenarios.fuzz,
+    "symbols-replaced-executable": SymbolScenarios.replacedExecutable,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -186,9 +186,20 @@ private final class ImageSlot: Sendable {
             }
             return ImageSymbolizer(file: file, debugDirectories: [])
         }
-        guard !image.path.isEmpty, let file = try? ELFFile(path: image.path) else { return nil }
-        // A file replaced on disk since it was loaded would name the wrong functions: better none.
-        if let running = image.buildID, let onDisk = file.buildID, running != onDisk { return nil }
+        guard !image.path.isEmpty else { return nil }
+        func isRunning(_ file: ELFFile?) -> Bool {
+            guard let file else { return false }
+            guard let running = image.buildID, let onDisk = file.buildID else { return true }
+            return running == onDisk
+        }
+        var file = try? ELFFile(path: image.path)
+        if !isRunning(file), image.isMainExecutable {
+            // Replaced or deleted on disk since it started (an upgrade in place): /proc/self/exe
+            // still opens the file that is running.
+            file = try? ELFFile(path: "/proc/self/exe")
+        }
+        // A file replaced on disk would name the wrong functions: better none.
+        guard let file, isRunning(file) else { return nil }
         // Only the main executable's file stays mapped (see `ImageSymbolizer`).
         return ImageSymbolizer(file: file, debugDirectories: debugDirectories, keepsFileMapped: image.isMainExecutable)
     }

@@ -74,11 +74,7 @@ final class ELFFile: @unchecked Sendable {
         }
         let bytes = UnsafeRawBufferPointer(start: base, count: length)
         do {
-            let header = try ELFFile.parseHeader(bytes, path: path)
-            self.fileType = header.type
-            self.machine = header.machine
-            self.programHeaders = try ELFFile.parseProgramHeaders(bytes, header: header, path: path)
-            self.sections = try ELFFile.parseSections(bytes, header: header, path: path)
+            (fileType, machine, programHeaders, sections) = try ELFFile.parse(bytes, path: path)
         } catch {
             munmap(base, length)
             throw error
@@ -95,11 +91,7 @@ final class ELFFile: @unchecked Sendable {
         storage.copyBytes(from: contents)
         let bytes = UnsafeRawBufferPointer(storage)
         do {
-            let header = try ELFFile.parseHeader(bytes, path: name)
-            self.fileType = header.type
-            self.machine = header.machine
-            self.programHeaders = try ELFFile.parseProgramHeaders(bytes, header: header, path: name)
-            self.sections = try ELFFile.parseSections(bytes, header: header, path: name)
+            (fileType, machine, programHeaders, sections) = try ELFFile.parse(bytes, path: name)
         } catch {
             storage.deallocate()
             throw error
@@ -264,6 +256,17 @@ final class ELFFile: @unchecked Sendable {
         var sectionHeaderEntrySize: UInt16
         var sectionHeaderCount: UInt16
         var sectionNamesIndex: UInt16
+    }
+
+    private static func parse(
+        _ bytes: UnsafeRawBufferPointer,
+        path: String
+    ) throws -> (type: UInt16, machine: UInt16, programHeaders: [ProgramHeader], sections: [Section]) {
+        let header = try parseHeader(bytes, path: path)
+        return (
+            header.type, header.machine, try parseProgramHeaders(bytes, header: header, path: path),
+            try parseSections(bytes, header: header, path: path)
+        )
     }
 
     private static func parseHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Header {

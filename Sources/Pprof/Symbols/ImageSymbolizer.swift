@@ -26,8 +26,8 @@ package final class ImageSymbolizer: Sendable {
 
     private let symbols: SymbolTable
     private let dwarf: DWARFFile?
-    /// Code ranges of the DWARF units, sorted by start, with the highest end so far.
-    private let unitRanges: [(range: Range<UInt64>, unit: Int, maximumEnd: UInt64)]
+    /// Code ranges of the DWARF units.
+    private let unitRanges: IntervalIndex<Int>
     private let state: Mutex<State>
 
     private struct State {
@@ -62,7 +62,7 @@ package final class ImageSymbolizer: Sendable {
         self.hasDebugInfo = dwarf != nil
 
         var state = State()
-        var unitRanges: [(range: Range<UInt64>, unit: Int, maximumEnd: UInt64)] = []
+        var unitRanges: [(range: Range<UInt64>, value: Int)] = []
         if let dwarf {
             for (index, unit) in dwarf.units.enumerated() {
                 var ranges = unit.ranges
@@ -72,16 +72,10 @@ package final class ImageSymbolizer: Sendable {
                     state.lineTables[index] = table
                     ranges = table?.coveredRanges ?? []
                 }
-                for range in ranges { unitRanges.append((range, index, 0)) }
+                for range in ranges { unitRanges.append((range, index)) }
             }
         }
-        unitRanges.sort { $0.range.lowerBound < $1.range.lowerBound }
-        var maximumEnd: UInt64 = 0
-        for index in unitRanges.indices {
-            maximumEnd = max(maximumEnd, unitRanges[index].range.upperBound)
-            unitRanges[index].maximumEnd = maximumEnd
-        }
-        self.unitRanges = unitRanges
+        self.unitRanges = IntervalIndex(unitRanges)
         self.state = Mutex(state)
     }
 
@@ -169,21 +163,9 @@ package final class ImageSymbolizer: Sendable {
     }
 
     private func units(containing address: UInt64) -> [Int] {
-        var low = 0
-        var high = unitRanges.count
-        while low < high {
-            let mid = (low + high) / 2
-            if unitRanges[mid].range.lowerBound <= address { low = mid + 1 } else { high = mid }
-        }
-        var result: [Int] = []
-        var index = low - 1
-        while index >= 0 && unitRanges[index].maximumEnd > address {
-            if unitRanges[index].range.contains(address) && !result.contains(unitRanges[index].unit) {
-                result.append(unitRanges[index].unit)
-            }
-            index -= 1
-        }
-        return result
+        var units: [Int] = []
+        for unit in unitRanges.values(containing: address) where !units.contains(unit) { units.append(unit) }
+        return units
     }
 
     private func functionTree(_ unit: Int, _ dwarf: DWARFFile, _ state: inout State) -> DWARFFunctionTree? {

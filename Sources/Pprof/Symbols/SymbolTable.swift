@@ -6,15 +6,13 @@ import Glibc
 /// The names of the chosen symbols are copied into one compact buffer, so the table does not keep
 /// the files mapped (see `ImageSymbolizer` for why that matters).
 final class SymbolTable: Sendable {
-    struct Entry {
-        var start: UInt64
-        var end: UInt64
-        /// Into `names`.
-        var nameOffset: UInt32
-        var nameLength: UInt32
+    /// Where a symbol's name is in `names`.
+    struct Name {
+        var offset: UInt32
+        var length: UInt32
     }
 
-    private let entries: [Entry]
+    private let entries: IntervalIndex<Name>
     /// The names of all entries, back to back (UTF-8, no terminators, no symbol versions).
     private let names: [UInt8]
 
@@ -72,7 +70,7 @@ final class SymbolTable: Sendable {
         }
         // One entry per address: the best-ranked alias, with the largest size any alias gives.
         candidates.sort { ($0.start, $0.rank, $0.order) < ($1.start, $1.rank, $1.order) }
-        var entries: [Entry] = []
+        var entries: [(range: Range<UInt64>, value: Name)] = []
         var names: [UInt8] = []
         var index = 0
         while index < candidates.count {
@@ -90,14 +88,12 @@ final class SymbolTable: Sendable {
                 let name = SymbolTable.unversionedName(in: tables[Int(best.table)], at: Int(best.nameOffset)),
                 names.count + name.count < Int(UInt32.max)
             {
-                entries.append(
-                    Entry(start: best.start, end: end, nameOffset: UInt32(names.count), nameLength: UInt32(name.count))
-                )
+                entries.append((best.start..<end, Name(offset: UInt32(names.count), length: UInt32(name.count))))
                 names.append(contentsOf: name)
             }
             index = next
         }
-        self.entries = entries
+        self.entries = IntervalIndex(entries)
         self.names = names
     }
 
@@ -129,39 +125,20 @@ final class SymbolTable: Sendable {
         return min(underscores, 9) * 100 + bindingRank * 10 + (dynamic ? 1 : 0)
     }
 
-    /// The function holding `address`: its linker name and start address.
+    /// The function holding `address` (the innermost, if symbols nest): its linker name and start.
     func symbol(containing address: UInt64) -> (name: String, start: UInt64)? {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            if entries[mid].start <= address { low = mid + 1 } else { high = mid }
-        }
-        // The closest start below usually holds the address; a larger symbol starting a little
-        // earlier may enclose a small one that does not.
-        var index = low - 1
-        while index >= 0 && index >= low - 4 {
-            let entry = entries[index]
-            if address < entry.end {
-                guard let name = name(of: entry) else { return nil }
-                return (name, entry.start)
-            }
-            index -= 1
-        }
-        return nil
+        entries.entry(containing: address).map { (name($0.value), $0.range.lowerBound) }
     }
 
     /// Every symbol's start address and name (tests, benchmarks).
     func allSymbols() -> [(start: UInt64, name: String)] {
-        entries.compactMap { entry in name(of: entry).map { (entry.start, $0) } }
+        entries.all.map { ($0.range.lowerBound, name($0.value)) }
     }
 
-    private func name(of entry: Entry) -> String? {
+    private func name(_ name: Name) -> String {
         names.withUnsafeBytes { bytes in
             String(
-                decoding: UnsafeRawBufferPointer(
-                    rebasing: bytes[Int(entry.nameOffset)..<Int(entry.nameOffset + entry.nameLength)]
-                ),
+                decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(name.offset)..<Int(name.offset + name.length)]),
                 as: UTF8.self
             )
         }

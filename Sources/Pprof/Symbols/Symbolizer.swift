@@ -33,8 +33,8 @@ package final class Symbolizer: Sendable {
 
     private struct Images {
         var images: [LoadedImage] = []
-        /// Executable ranges of `images`, sorted by start.
-        var ranges: [(range: Range<UInt>, image: Int)] = []
+        /// Executable ranges of `images`, with the image's index.
+        var ranges = IntervalIndex<Int>([])
         var generation: UInt64 = .max
         var unloads: UInt64 = 0
         var slots: [ImageKey: ImageSlot] = [:]
@@ -128,21 +128,17 @@ package final class Symbolizer: Sendable {
 
     private static func load(_ loaded: [LoadedImage], into state: inout Images) {
         state.images = loaded
-        state.ranges = loaded.enumerated().flatMap { index, image in image.executableRanges.map { ($0, index) } }
-        state.ranges.sort { $0.range.lowerBound < $1.range.lowerBound }
+        state.ranges = IntervalIndex(
+            loaded.enumerated().flatMap { index, image in
+                image.executableRanges.map { (UInt64($0.lowerBound)..<UInt64($0.upperBound), index) }
+            }
+        )
         let live = Set(loaded.map { ImageKey(path: $0.path, buildID: $0.buildID) })
         state.slots = state.slots.filter { live.contains($0.key) }
     }
 
     private static func imageIndex(containing address: UInt, in state: Images) -> Int? {
-        var low = 0
-        var high = state.ranges.count
-        while low < high {
-            let mid = (low + high) / 2
-            if state.ranges[mid].range.lowerBound <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0, state.ranges[low - 1].range.contains(address) else { return nil }
-        return state.ranges[low - 1].image
+        state.ranges.first(containing: UInt64(address))
     }
 
     private func groupByImage(

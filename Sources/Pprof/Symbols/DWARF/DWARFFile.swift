@@ -297,14 +297,8 @@ final class DWARFFile: @unchecked Sendable {
 
     /// The unit whose bytes hold `offset` in `.debug_info`.
     func unitIndex(containing offset: Int) -> Int? {
-        var low = 0
-        var high = units.count
-        while low < high {
-            let mid = (low + high) / 2
-            if units[mid].offset <= offset { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0, offset < units[low - 1].end else { return nil }
-        return low - 1
+        let index = units.partitionIndex { $0.offset > offset } - 1
+        return index >= 0 && offset < units[index].end ? index : nil
     }
 
     // MARK: Attribute values

@@ -16,9 +16,8 @@ struct DWARFFunctionTree {
 
     private(set) var nodes: [Node] = []
     private(set) var ranges: [Range<UInt64>] = []
-    /// Ranges of the physical functions, sorted by start, each with its node and the highest end so
-    /// far (so a lookup can step back over overlapping entries).
-    private var functionRanges: [(range: Range<UInt64>, node: Int32, maximumEnd: UInt64)] = []
+    /// The physical functions' code ranges, with their nodes.
+    private var functions = IntervalIndex<Int32>([])
 
     init(_ dwarf: DWARFFile, unit: DWARFFile.Unit) throws {
         let table = dwarf.abbreviationTables[unit.abbreviationTable]
@@ -27,6 +26,7 @@ struct DWARFFunctionTree {
         // The innermost function node enclosing each open DIE level (-1: none).
         var enclosing: [Int32] = []
         var lastChild: [Int32: Int32] = [:]
+        var functionRanges: [(range: Range<UInt64>, value: Int32)] = []
         while reader.offset < unit.end {
             let dieOffset = reader.offset
             let code = try reader.uleb128()
@@ -84,38 +84,18 @@ struct DWARFFunctionTree {
                     }
                     lastChild[parent] = this
                 } else {
-                    for range in codeRanges { functionRanges.append((range, this, 0)) }
+                    for range in codeRanges { functionRanges.append((range, this)) }
                 }
             }
             if abbreviation.hasChildren { enclosing.append(this) }
         }
-        functionRanges.sort { $0.range.lowerBound < $1.range.lowerBound }
-        var maximumEnd: UInt64 = 0
-        for index in functionRanges.indices {
-            maximumEnd = max(maximumEnd, functionRanges[index].range.upperBound)
-            functionRanges[index].maximumEnd = maximumEnd
-        }
+        functions = IntervalIndex(functionRanges)
     }
 
     /// The nodes whose code holds `address`, the physical function first and the innermost
     /// inlined code last; empty when no function of this unit holds it.
     func chain(at address: UInt64) -> [Node] {
-        var low = 0
-        var high = functionRanges.count
-        while low < high {
-            let mid = (low + high) / 2
-            if functionRanges[mid].range.lowerBound <= address { low = mid + 1 } else { high = mid }
-        }
-        var index = low - 1
-        var found: Int32 = -1
-        while index >= 0 && functionRanges[index].maximumEnd > address {
-            if functionRanges[index].range.contains(address) {
-                found = functionRanges[index].node
-                break
-            }
-            index -= 1
-        }
-        guard found >= 0 else { return [] }
+        guard let found = functions.first(containing: address) else { return [] }
         var chain = [nodes[Int(found)]]
         var current = nodes[Int(found)]
         // Descend into the inlined child holding the address; depth is bounded by the node count.

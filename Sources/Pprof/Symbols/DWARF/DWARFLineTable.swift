@@ -14,8 +14,9 @@ struct DWARFLineTable {
     }
 
     private(set) var rows: [Row] = []
-    /// Sorted by start address.
     private(set) var sequences: [Sequence] = []
+    /// Sequence indices by the code they cover.
+    private var sequenceIndex = IntervalIndex<Int>([])
     /// Full paths by file index (DWARF 5 counts from 0, earlier versions from 1; index 0 is then "").
     private(set) var files: [String] = []
 
@@ -215,7 +216,7 @@ struct DWARFLineTable {
         }
         // A program that ends without end_sequence keeps no unterminated rows.
         rows.removeSubrange(sequenceStart...)
-        sequences.sort { $0.start < $1.start }
+        sequenceIndex = IntervalIndex(sequences.enumerated().map { ($1.start..<$1.end, $0) })
     }
 
     /// Sorts a finished sequence's rows by address and records it, unless the linker discarded it.
@@ -244,33 +245,11 @@ struct DWARFLineTable {
 
     /// The row for `address`: the last row at or below it in the sequence that covers it.
     func row(at address: UInt64) -> Row? {
-        var low = 0
-        var high = sequences.count
-        while low < high {
-            let mid = (low + high) / 2
-            if sequences[mid].start <= address { low = mid + 1 } else { high = mid }
-        }
-        // Sequences should not overlap; look back a little in case they do.
-        var candidate = low - 1
-        while candidate >= 0 && candidate >= low - 4 {
-            let sequence = sequences[candidate]
-            if address < sequence.end {
-                return row(at: address, in: sequence)
-            }
-            candidate -= 1
-        }
-        return nil
-    }
-
-    private func row(at address: UInt64, in sequence: Sequence) -> Row? {
-        var low = sequence.rows.lowerBound
-        var high = sequence.rows.upperBound - 1  // the end marker covers nothing
-        while low < high {
-            let mid = (low + high) / 2
-            if rows[mid].address <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > sequence.rows.lowerBound else { return nil }
-        return rows[low - 1]
+        guard let sequence = sequenceIndex.first(containing: address).map({ sequences[$0] }) else { return nil }
+        // The end marker covers nothing.
+        let candidates = rows[sequence.rows.lowerBound..<sequence.rows.upperBound - 1]
+        let above = candidates.partitionIndex { $0.address > address }
+        return above > candidates.startIndex ? rows[above - 1] : nil
     }
 
     /// The address ranges the program covers (for units whose DIE has no ranges).

@@ -34,6 +34,22 @@ enum SymbolFuzzing {
             switch iteration % 10 {
             case 0:
                 bytes.removeSubrange(Int(random.next() % UInt64(bytes.count))...)
+            case 2 where !debug.isEmpty:
+                // Small values where lengths, counts, offsets and indices live: the mutations that
+                // reach the bounds checks random bytes rarely do.
+                for _ in 0..<(1 + Int(random.next() % 8)) {
+                    let section = debug[Int(random.next() % UInt64(debug.count))]
+                    guard section.size > 4 else { continue }
+                    // Often a section's first word: the first unit's length.
+                    let position =
+                        section.offset + (random.next() % 3 == 0 ? 0 : Int(random.next() % UInt64(section.size - 4)))
+                    let value = UInt32(
+                        random.next() % 3 == 0 ? UInt64(UInt32.max - UInt32(random.next() % 32)) : random.next() % 64
+                    )
+                    for byte in 0..<4 where position + byte < bytes.count {
+                        bytes[position + byte] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(byte)))
+                    }
+                }
             case 1 where !compressed.isEmpty:
                 // Elf64_Chdr.ch_size: claim an enormous uncompressed size, or a tiny one.
                 let section = compressed[Int(random.next() % UInt64(compressed.count))]

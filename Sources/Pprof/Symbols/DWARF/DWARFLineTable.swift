@@ -40,7 +40,9 @@ struct DWARFLineTable {
             _ = try reader.u8()  // segment selector size
         }
         let headerLength = try reader.unsigned(size: offsetSize)
-        guard headerLength <= UInt64(end - reader.offset) else { throw ByteReader.Truncated(offset: reader.offset) }
+        guard reader.offset <= end, headerLength <= UInt64(end - reader.offset) else {
+            throw ByteReader.Truncated(offset: reader.offset)
+        }
         let programStart = reader.offset + Int(headerLength)
         let minimumInstructionLength = UInt64(try reader.u8())
         if version >= 4 { _ = try reader.u8() }  // maximum operations per instruction (VLIW only)

@@ -67,12 +67,32 @@ enum SymbolBenchmarks {
             )
         )
 
+        try measureLibc(images)
+
         guard let runtimeSymbolicated else {
             print("  Runtime module: symbolication returned nil")
             return
         }
         oursResults = ours.frames(at: addresses)
         compare(addresses: addresses, ours: oursResults, runtime: runtimeSymbolicated)
+    }
+
+    /// glibc, whose symbols and DWARF come from a separate debug file when one is installed
+    /// (Debian's libc6-dbg): the one-time cost of loading (and inflating) it.
+    private static func measureLibc(_ images: [LoadedImage]) throws {
+        guard let libc = images.first(where: { $0.path.contains("/libc.so") }) else { return }
+        let addresses = try spreadAddresses(in: libc, count: 2000)
+        let memoryBefore = residentMiB()
+        let symbolizer = Symbolizer()
+        let (first, frames) = measure { symbolizer.frames(at: addresses) }
+        let memoryAfter = residentMiB()
+        let (cached, _) = measure { symbolizer.frames(at: addresses) }
+        let debugFile = (try? ImageSymbolizer(path: libc.path))?.debugFilePath ?? "none"
+        let withLines = frames.filter { $0.first?.line ?? 0 > 0 }.count
+        print(
+            "  libc (debug file: \(debugFile)): \(addresses.count) addresses, \(withLines) with file:line; first \(ms(first.cpu)) CPU, cached \(ms(cached.cpu)) CPU; "
+                + String(format: "+%.1f MiB anonymous", memoryAfter.anonymous - memoryBefore.anonymous)
+        )
     }
 
     /// `count` addresses spread evenly over the code of the image's function symbols.

@@ -82,9 +82,12 @@ struct ByteReader {
             byte = try u8()
             if shift < 64 { result |= Int64(byte & 0x7f) << shift }
             shift += 7
-            if shift >= 70 { throw Malformed(offset: offset, reason: "varint longer than 10 bytes") }
+            if shift >= 70 && byte & 0x80 != 0 {
+                throw Malformed(offset: offset, reason: "varint longer than 10 bytes")
+            }
         } while byte & 0x80 != 0
-        if shift < 64, byte & 0x40 != 0 { result |= -(Int64(1) << shift) }
+        // Sign-extend from the last byte's sign bit (a mask, not a negation: at shift 63 that overflows).
+        if shift < 64, byte & 0x40 != 0 { result |= Int64(bitPattern: ~UInt64(0) << UInt64(shift)) }
         return result
     }
 

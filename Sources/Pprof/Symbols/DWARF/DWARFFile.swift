@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The DWARF debug sections of one ELF file and the units of its `.debug_info` (versions 2–5).
 ///
 /// Immutable after `init`: the section views stay valid for the object's lifetime (mapped file
@@ -15,8 +17,6 @@ final class DWARFFile: @unchecked Sendable {
         var addressSize: Int
         var offsetSize: Int
         var abbreviationOffset: Int
-        /// Index into `abbreviationTables`.
-        var abbreviationTable = 0
         var baseAddress: UInt64 = 0
         var addrBase: Int = 8
         var strOffsetsBase: Int = 8
@@ -28,10 +28,19 @@ final class DWARFFile: @unchecked Sendable {
         var ranges: [Range<UInt64>] = []
     }
 
+    /// 16 bytes: attribute and form numbers fit in 32 bits (larger ones read as an unknown form).
     struct AttributeSpec {
-        var name: UInt64
-        var form: UInt64
+        private var storedName: UInt32
+        private var storedForm: UInt32
         var implicitConstant: Int64
+        var name: UInt64 { UInt64(storedName) }
+        var form: UInt64 { UInt64(storedForm) }
+
+        init(name: UInt64, form: UInt64, implicitConstant: Int64) {
+            storedName = UInt32(truncatingIfNeeded: min(name, UInt64(UInt32.max)))
+            storedForm = UInt32(truncatingIfNeeded: min(form, UInt64(UInt32.max)))
+            self.implicitConstant = implicitConstant
+        }
     }
 
     struct Abbreviation {
@@ -91,7 +100,9 @@ final class DWARFFile: @unchecked Sendable {
     let addr: UnsafeRawBufferPointer
     let strOffsets: UnsafeRawBufferPointer
     private(set) var units: [Unit] = []
-    private(set) var abbreviationTables: [AbbreviationTable] = []
+    /// Abbreviation tables by `.debug_abbrev` offset, parsed when a unit is first used: a large
+    /// library has thousands, most never needed.
+    private let abbreviationTables = Mutex<[Int: AbbreviationTable?]>([:])
     /// Units skipped because they did not parse.
     private(set) var skippedUnits = 0
 
@@ -137,7 +148,6 @@ final class DWARFFile: @unchecked Sendable {
     // MARK: Units
 
     private func readUnits() {
-        var tableIndexByOffset: [Int: Int] = [:]
         var offset = 0
         while offset < info.count {
             var reader = ByteReader(info)
@@ -146,16 +156,6 @@ final class DWARFFile: @unchecked Sendable {
             offset = unit.end
             let kind = unit.unitType
             guard kind == DW.UnitType.compile || kind == DW.UnitType.partial || kind == DW.UnitType.skeleton else {
-                continue
-            }
-            if let index = tableIndexByOffset[unit.abbreviationOffset] {
-                unit.abbreviationTable = index
-            } else if let table = try? readAbbreviationTable(at: unit.abbreviationOffset) {
-                tableIndexByOffset[unit.abbreviationOffset] = abbreviationTables.count
-                unit.abbreviationTable = abbreviationTables.count
-                abbreviationTables.append(table)
-            } else {
-                skippedUnits += 1
                 continue
             }
             do {
@@ -219,7 +219,16 @@ final class DWARFFile: @unchecked Sendable {
         )
     }
 
-    private func readAbbreviationTable(at offset: Int) throws -> AbbreviationTable {
+    /// The abbreviation table at `offset` in `.debug_abbrev`, parsed once; `nil` if it is malformed.
+    func abbreviationTable(at offset: Int) -> AbbreviationTable? {
+        if let cached = abbreviationTables.withLock({ $0[offset] }) { return cached }
+        let table = try? readAbbreviationTable(at: offset)
+        abbreviationTables.withLock { $0[offset] = .some(table) }
+        return table
+    }
+
+    /// Parses the table at `offset`, or with `code` only as far as that abbreviation.
+    private func readAbbreviationTable(at offset: Int, upTo wanted: UInt64? = nil) throws -> AbbreviationTable {
         var table = AbbreviationTable()
         var reader = ByteReader(abbrev)
         reader.offset = offset
@@ -248,6 +257,7 @@ final class DWARFFile: @unchecked Sendable {
             } else {
                 table.sparse[code] = index
             }
+            if code == wanted { break }
         }
         return table
     }
@@ -256,7 +266,9 @@ final class DWARFFile: @unchecked Sendable {
         var reader = ByteReader(info)
         reader.offset = unit.firstDIE
         let code = try reader.uleb128()
-        guard let abbreviation = abbreviationTables[unit.abbreviationTable].abbreviation(code) else {
+        // Only as much of the table as this DIE needs (the unit DIE's abbreviation comes first).
+        let table = try readAbbreviationTable(at: unit.abbreviationOffset, upTo: code)
+        guard let abbreviation = table.abbreviation(code) else {
             throw ByteReader.Malformed(offset: unit.firstDIE, reason: "unknown abbreviation \(code)")
         }
         var lowPC: Value?
@@ -264,7 +276,7 @@ final class DWARFFile: @unchecked Sendable {
         var ranges: Value?
         var name: Value?
         var directory: Value?
-        let specs = abbreviationTables[unit.abbreviationTable].specs
+        let specs = table.specs
         for spec in specs[abbreviation.attributes] {
             let value = try readValue(spec, &reader, unit)
             switch spec.name {

@@ -20,7 +20,9 @@ struct DWARFFunctionTree {
     private var functions = IntervalIndex<Int32>([])
 
     init(_ dwarf: DWARFFile, unit: DWARFFile.Unit) throws {
-        let table = dwarf.abbreviationTables[unit.abbreviationTable]
+        guard let table = dwarf.abbreviationTable(at: unit.abbreviationOffset) else {
+            throw ByteReader.Malformed(offset: unit.abbreviationOffset, reason: "bad abbreviation table")
+        }
         var reader = ByteReader(dwarf.info)
         reader.offset = unit.firstDIE
         // The innermost function node enclosing each open DIE level (-1: none).
@@ -140,10 +142,11 @@ extension DWARFFile {
             next = nil
             guard let unitIndex = unitIndex(containing: current) else { break }
             let unit = units[unitIndex]
-            let table = abbreviationTables[unit.abbreviationTable]
             var reader = ByteReader(self.info)
             reader.offset = current
-            guard let code = try? reader.uleb128(), let abbreviation = table.abbreviation(code) else { break }
+            guard let table = abbreviationTable(at: unit.abbreviationOffset), let code = try? reader.uleb128(),
+                let abbreviation = table.abbreviation(code)
+            else { break }
             for spec in table.specs[abbreviation.attributes] {
                 guard let value = try? readValue(spec, &reader, unit) else { return result }
                 switch spec.name {

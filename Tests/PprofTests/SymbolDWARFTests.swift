@@ -198,6 +198,78 @@ import Testing
         #expect(try ImageSymbolizer(path: linked, debugDirectories: []).debugFilePath == nil)
     }
 
+    /// The libraries this process has loaded — glibc with its separate debug file where libc6-dbg
+    /// is installed (GCC's DWARF 5, compressed), libstdc++, libm, libswiftCore — symbolize like
+    /// llvm-symbolizer, which finds the same debug files by build ID. Physical functions are
+    /// compared by entry address, since aliases (`malloc`/`__libc_malloc`) may differ in name.
+    @Test(
+        .enabled(if: Tools.llvmSymbolizer != nil, "needs llvm-symbolizer"),
+        arguments: ["/libc.so.6", "/libm.so.6", "/libstdc++.so.6", "/libswiftCore.so"]
+    )
+    func agreesWithLLVMSymbolizerOnLoadedLibraries(_ suffix: String) throws {
+        guard
+            let image = LoadedImages.current().first(where: {
+                $0.path.hasSuffix(suffix) || $0.path.contains(suffix + ".")
+            })
+        else { return }
+        let symbolizer = try ImageSymbolizer(path: image.path)
+        let starts = Set(symbolizer.allSymbols().map(\.start)).sorted()
+        // About 600 addresses spread over the whole library.
+        let step = max(1, starts.count / 300)
+        let addresses = stride(from: 0, to: starts.count, by: step).flatMap { [starts[$0] + 1, starts[$0] + 9] }
+        let reference = try #require(try ReferenceFrame.llvmSymbolizer(image.path, addresses: addresses))
+        let starting = try llvmFunctionStarts(image.path, addresses: addresses)
+        var compared = 0
+        var mismatches: [String] = []
+        for address in addresses {
+            guard let expected = reference[address], !expected.isEmpty else { continue }
+            let frames = symbolizer.frames(atFileAddress: address)
+            compared += 1
+            let inlinedMatch = zip(frames.dropLast(), expected.dropLast()).allSatisfy { ours, theirs in
+                ours.systemName == theirs.function && ours.line == theirs.line && ours.startLine == theirs.startLine
+                    && (ours.line == 0 || ours.file == theirs.file)
+            }
+            let physicalMatch =
+                frames.last.map { ours in
+                    let theirs = expected[expected.count - 1]
+                    // llvm-symbolizer gives no start address for functions with DW_AT_ranges; the
+                    // start line still tells which function it found.
+                    let sameFunction =
+                        starting[address].map { $0 == UInt64(ours.entry) } ?? (ours.startLine == theirs.startLine)
+                    return sameFunction && ours.line == theirs.line && (ours.line == 0 || ours.file == theirs.file)
+                } ?? false
+            if frames.count != expected.count || !inlinedMatch || !physicalMatch {
+                mismatches.append(
+                    "0x\(String(address, radix: 16)): ours \(frames.map { "\($0.systemName) \($0.file):\($0.line)" }) llvm \(expected)"
+                )
+            }
+        }
+        #expect(compared > addresses.count / 2)
+        // A few addresses may sit where the two legitimately differ (e.g. symbol ends); keep it rare.
+        #expect(
+            mismatches.count * 100 <= compared,
+            "\(mismatches.count) of \(compared) differ, e.g. \(mismatches.prefix(4))"
+        )
+    }
+
+    /// llvm-symbolizer's start address of the physical function at each address.
+    private func llvmFunctionStarts(_ binary: String, addresses: [UInt64]) throws -> [UInt64: UInt64] {
+        guard let tool = Tools.llvmSymbolizer else { return [:] }
+        let input = addresses.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
+        let output = try Tools.run(tool, ["--inlining", "--output-style=JSON", "--obj=\(binary)"], input: input)
+        var result: [UInt64: UInt64] = [:]
+        for line in output.stdout.split(separator: "\n") {
+            guard let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let address = (entry["Address"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }),
+                let last = (entry["Symbol"] as? [[String: Any]])?.last,
+                let start = (last["StartAddress"] as? String).flatMap({ UInt64($0.dropFirst(2), radix: 16) }),
+                start != 0
+            else { continue }
+            result[address] = start
+        }
+        return result
+    }
+
     // MARK: Helpers
 
     /// The file-address range of the first function whose linker name satisfies `matches`.

@@ -97,7 +97,7 @@ package final class ImageSymbolizer: Sendable {
     // MARK: Lookup
 
     private func lookUp(_ address: UInt64, _ state: inout State) -> [SymbolFrame] {
-        let symbol = symbols.symbol(containing: address)
+        var symbol = symbols.symbol(containing: address)
         var chain: [DWARFFunctionTree.Node] = []
         var tree: DWARFFunctionTree?
         var lineTable: DWARFLineTable?
@@ -115,6 +115,13 @@ package final class ImageSymbolizer: Sendable {
         }
         let physical = chain.first
         if symbol == nil && physical == nil { return [] }
+        if let physical, let tree, let entryRange = tree.ranges[physical.ranges].first, !entryRange.contains(address),
+            let entrySymbol = symbols.symbol(containing: entryRange.lowerBound)
+        {
+            // A split-off part of the function (GCC's `foo.cold`): it is the function whose entry
+            // range DWARF lists first, so its samples stay with `foo`.
+            symbol = entrySymbol
+        }
 
         var entry = symbol?.start ?? 0
         if symbol == nil, let physical, let tree, let first = tree.ranges[physical.ranges].first {

@@ -147,9 +147,8 @@ struct DWARFLineTable {
             path = path.isEmpty ? compilationDirectory : compilationDirectory + "/" + path
         }
         if path.isEmpty { return name }
-        var joined = path.hasSuffix("/") ? path + name : path + "/" + name
-        while let range = joined.range(of: "/./") { joined.replaceSubrange(range, with: "/") }
-        return joined
+        // Kept as DWARF spells it (`./math/./e_exp.c`), as llvm-symbolizer and addr2line show it.
+        return path.hasSuffix("/") ? path + name : path + "/" + name
     }
 
     func fileName(_ index: UInt64) -> String {

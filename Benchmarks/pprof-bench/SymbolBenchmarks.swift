@@ -3,7 +3,10 @@
 // first use (image loading included) and cached, and whether both agree on the same addresses.
 import Foundation
 import Pprof
-import Runtime
+
+#if canImport(Runtime)
+    import Runtime
+#endif
 
 enum SymbolBenchmarks {
     static func run() throws {
@@ -40,13 +43,11 @@ enum SymbolBenchmarks {
         let (oursCached, _) = measure { ours.frames(at: addresses) }
         let (oursCachedSingle, _) = measure { addresses.map { ours.frames(at: $0) } }
 
-        let options: Backtrace.SymbolicationOptions = [.showInlineFrames, .showSourceLocations, .useSymbolCache]
-        let backtrace = try RuntimeBacktrace.make(addresses)
-        let (runtimeFirst, runtimeSymbolicated) = measure {
-            backtrace.symbolicated(with: ImageMap.capture(), options: options)
-        }
-        let imageMap = ImageMap.capture()
-        let (runtimeCached, _) = measure { backtrace.symbolicated(with: imageMap, options: options) }
+        #if canImport(Runtime)
+            let runtime = try RuntimeModule.symbolicate(addresses)
+        #else
+            let runtime: RuntimeModule.Result? = nil
+        #endif
 
         let count = Double(addresses.count)
         func describe(_ timing: Timing) -> String {
@@ -54,10 +55,14 @@ enum SymbolBenchmarks {
         }
         print("  ours, batch:   first \(describe(oursFirst)); cached \(describe(oursCached))")
         print("  ours, one call per address: cached \(describe(oursCachedSingle))")
-        print("  Runtime module: first \(describe(runtimeFirst)); cached \(describe(runtimeCached))")
-        print(
-            "  ratio Runtime/ours (CPU): first \(ratio(runtimeFirst.cpu, oursFirst.cpu)), cached \(ratio(runtimeCached.cpu, oursCached.cpu))"
-        )
+        if let runtime {
+            print("  Runtime module: first \(describe(runtime.first)); cached \(describe(runtime.cached))")
+            print(
+                "  ratio Runtime/ours (CPU): first \(ratio(runtime.first.cpu, oursFirst.cpu)), cached \(ratio(runtime.cached.cpu, oursCached.cpu))"
+            )
+        } else {
+            print("  Runtime module: not available in this toolchain")
+        }
         print(
             String(
                 format:
@@ -69,12 +74,8 @@ enum SymbolBenchmarks {
 
         try measureLibc(images)
 
-        guard let runtimeSymbolicated else {
-            print("  Runtime module: symbolication returned nil")
-            return
-        }
         oursResults = ours.frames(at: addresses)
-        compare(addresses: addresses, ours: oursResults, runtime: runtimeSymbolicated)
+        compare(addresses: addresses, ours: oursResults, runtime: runtime?.frames)
     }
 
     /// glibc, whose symbols and DWARF come from a separate debug file when one is installed
@@ -112,7 +113,7 @@ enum SymbolBenchmarks {
     }
 
     /// One frame as a symbolizer reports it: linkage name, file, line.
-    private struct Frame: Equatable, CustomStringConvertible {
+    struct Frame: Equatable, CustomStringConvertible {
         var name: String
         var file: String
         var line: Int
@@ -121,23 +122,16 @@ enum SymbolBenchmarks {
 
     /// How often our reader and the Runtime module agree with `llvm-symbolizer --inlining` (the
     /// reference) on the same addresses, frame by frame.
-    private static func compare(addresses: [UInt], ours: [[SymbolFrame]], runtime: SymbolicatedBacktrace) {
+    private static func compare(addresses: [UInt], ours: [[SymbolFrame]], runtime: [UInt: [Frame]]?) {
         guard let reference = llvmSymbolizerFrames(addresses) else {
             print("  llvm-symbolizer not found: correctness comparison skipped")
             return
         }
-        var runtimeFrames: [UInt: [Frame]] = [:]
-        for frame in runtime.frames {
-            guard let pc = UInt(frame.captured.originalProgramCounter), let symbol = frame.symbol else { continue }
-            let location = symbol.sourceLocation
-            runtimeFrames[pc, default: []].append(
-                Frame(name: symbol.rawName, file: location?.path ?? "", line: location?.line ?? 0)
-            )
-        }
-        let candidates: [(String, (Int) -> [Frame])] = [
-            ("ours   ", { index in ours[index].map { Frame(name: $0.systemName, file: $0.file, line: $0.line) } }),
-            ("Runtime", { index in runtimeFrames[addresses[index]] ?? [] }),
+        let runtimeFrames = runtime ?? [:]
+        var candidates: [(String, (Int) -> [Frame])] = [
+            ("ours   ", { index in ours[index].map { Frame(name: $0.systemName, file: $0.file, line: $0.line) } })
         ]
+        if runtime != nil { candidates.append(("Runtime", { index in runtimeFrames[addresses[index]] ?? [] })) }
         let named = addresses.indices.filter { !(reference[addresses[$0]] ?? []).isEmpty }
         let withLines = named.filter { (reference[addresses[$0]] ?? []).first?.line ?? 0 > 0 }
         let inlined = named.filter { (reference[addresses[$0]] ?? []).count > 1 }
@@ -277,7 +271,7 @@ enum SymbolBenchmarks {
         var cpu: Double
     }
 
-    private static func measure<T>(_ body: () throws -> T) rethrows -> (Timing, T) {
+    static func measure<T>(_ body: () throws -> T) rethrows -> (Timing, T) {
         let start = DispatchTime.now().uptimeNanoseconds
         let cpuStart = threadCPUSeconds()
         let result = try body()
@@ -306,20 +300,51 @@ enum SymbolBenchmarks {
     }
 }
 
-/// Builds a `Backtrace` of arbitrary addresses through its Codable form (Compact Backtrace Format:
-/// an info byte, then one absolute 8-byte "pc" instruction per address, then "end").
-enum RuntimeBacktrace {
-    static func make(_ addresses: [UInt]) throws -> Backtrace {
-        var bytes: [UInt8] = [0x02]  // version 0, 64-bit words
-        for address in addresses {
-            bytes.append(0x1f)  // pc, absolute, 8 bytes
-            for shift in stride(from: 56, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: address >> shift))
-            }
-        }
-        bytes.append(0x00)
-        let architecture = try Backtrace.capture().architecture
-        let json = #"{"architecture":"\#(architecture)","backtrace":"\#(Data(bytes).base64EncodedString())"}"#
-        return try JSONDecoder().decode(Backtrace.self, from: Data(json.utf8))
+/// The toolchain's Runtime module (SE-0419) on the same addresses.
+enum RuntimeModule {
+    struct Result {
+        var first: SymbolBenchmarks.Timing
+        var cached: SymbolBenchmarks.Timing
+        /// Frames by address, innermost first.
+        var frames: [UInt: [SymbolBenchmarks.Frame]]
     }
+
+    #if canImport(Runtime)
+        /// Symbolicates a `Backtrace` of the addresses, first with a fresh `ImageMap`, then again.
+        static func symbolicate(_ addresses: [UInt]) throws -> Result? {
+            let options: Backtrace.SymbolicationOptions = [.showInlineFrames, .showSourceLocations, .useSymbolCache]
+            let backtrace = try makeBacktrace(addresses)
+            let (first, symbolicated) = SymbolBenchmarks.measure {
+                backtrace.symbolicated(with: ImageMap.capture(), options: options)
+            }
+            let imageMap = ImageMap.capture()
+            let (cached, _) = SymbolBenchmarks.measure { backtrace.symbolicated(with: imageMap, options: options) }
+            guard let symbolicated else { return nil }
+            var frames: [UInt: [SymbolBenchmarks.Frame]] = [:]
+            for frame in symbolicated.frames {
+                guard let pc = UInt(frame.captured.originalProgramCounter), let symbol = frame.symbol else { continue }
+                let location = symbol.sourceLocation
+                frames[pc, default: []].append(
+                    SymbolBenchmarks.Frame(name: symbol.rawName, file: location?.path ?? "", line: location?.line ?? 0)
+                )
+            }
+            return Result(first: first, cached: cached, frames: frames)
+        }
+
+        /// A `Backtrace` of arbitrary addresses, built through its Codable form (Compact Backtrace
+        /// Format: an info byte, one absolute 8-byte "pc" instruction per address, then "end").
+        private static func makeBacktrace(_ addresses: [UInt]) throws -> Backtrace {
+            var bytes: [UInt8] = [0x02]  // version 0, 64-bit words
+            for address in addresses {
+                bytes.append(0x1f)  // pc, absolute, 8 bytes
+                for shift in stride(from: 56, through: 0, by: -8) {
+                    bytes.append(UInt8(truncatingIfNeeded: address >> shift))
+                }
+            }
+            bytes.append(0x00)
+            let architecture = try Backtrace.capture().architecture
+            let json = #"{"architecture":"\#(architecture)","backtrace":"\#(Data(bytes).base64EncodedString())"}"#
+            return try JSONDecoder().decode(Backtrace.self, from: Data(json.utf8))
+        }
+    #endif
 }

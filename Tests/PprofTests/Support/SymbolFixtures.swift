@@ -76,10 +76,11 @@ enum Tools {
 
 /// Programs compiled at test time (optimized, with debug info), once per test process.
 enum Fixtures {
-    /// A fresh directory for this test process.
+    /// A fresh directory for this test process, removed when it exits.
     static let directory: URL = {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-symbols-\(getpid())")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: Fixtures.directory) }
         return url
     }()
 

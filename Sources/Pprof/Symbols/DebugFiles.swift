@@ -32,6 +32,25 @@ package enum DebugFiles {
         return nil
     }
 
+    /// The dwz supplementary file a debug file names in `.gnu_debugaltlink`: at that path (relative
+    /// to the debug file's directory unless absolute) or by its build ID; its build ID must match.
+    static func findSupplementary(for file: ELFFile, directories: [String] = defaultDirectories) -> ELFFile? {
+        guard let link = file.debugAltLink, !link.path.isEmpty, !link.buildID.isEmpty else { return nil }
+        var candidates = [
+            link.path.hasPrefix("/") ? link.path : parentDirectory(of: resolvedPath(file.path)) + "/" + link.path
+        ]
+        for directory in directories {
+            candidates.append("\(directory)/.build-id/\(link.buildID.prefix(2))/\(link.buildID.dropFirst(2)).debug")
+        }
+        for candidate in candidates where candidate != file.path {
+            guard access(candidate, R_OK) == 0, let supplementary = try? ELFFile(path: candidate),
+                supplementary.buildID == link.buildID
+            else { continue }
+            return supplementary
+        }
+        return nil
+    }
+
     private static func open(_ path: String, for file: ELFFile, buildID: String?, crc: UInt32?) -> ELFFile? {
         guard access(path, R_OK) == 0, let candidate = try? ELFFile(path: path), candidate.machine == file.machine
         else { return nil }

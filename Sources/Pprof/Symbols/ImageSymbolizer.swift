@@ -57,7 +57,12 @@ package final class ImageSymbolizer: Sendable {
         self.debugFilePath = debugFile?.path
         self.symbols = SymbolTable(files: [file] + (debugFile.map { [$0] } ?? []))
         self.hasFullSymbolTable = file.hasSymtab || debugFile?.hasSymtab == true
-        let dwarf = DWARFFile(file: file, copySections: !keepsFileMapped) ?? debugFile.flatMap { DWARFFile(file: $0) }
+        func supplementary(of file: ELFFile) -> DWARFFile? {
+            DebugFiles.findSupplementary(for: file, directories: debugDirectories).flatMap { DWARFFile(file: $0) }
+        }
+        let dwarf =
+            DWARFFile(file: file, copySections: !keepsFileMapped, supplementary: supplementary(of: file))
+            ?? debugFile.flatMap { DWARFFile(file: $0, supplementary: supplementary(of: $0)) }
         self.dwarf = dwarf
         self.hasDebugInfo = dwarf != nil
 
@@ -136,7 +141,9 @@ package final class ImageSymbolizer: Sendable {
             if depth == 0, let symbol {
                 systemName = symbol.name
             } else {
-                systemName = info.linkageName ?? info.name ?? symbol?.name ?? "??"
+                // Like llvm-symbolizer: an inlined function whose name cannot be found is "??",
+                // never the name of the function it was inlined into.
+                systemName = info.linkageName ?? info.name ?? (node.isInlined ? nil : symbol?.name) ?? "??"
             }
             frames.append(
                 SymbolFrame(

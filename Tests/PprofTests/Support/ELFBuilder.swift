@@ -4,6 +4,8 @@
 struct ELFBuilder {
     var sections: [(name: String, bytes: [UInt8])] = []
     var functions: [(name: String, address: UInt64, size: UInt64)] = []
+    /// A GNU build ID (as a `.note.gnu.build-id` section).
+    var buildID: [UInt8]? = nil
 
     func build() -> [UInt8] {
         var sectionNames: [UInt8] = [0]
@@ -31,6 +33,14 @@ struct ELFBuilder {
         }
 
         addSection(".text", type: 8, bytes: [])  // SHT_NOBITS, covering 0x1000..<0x11000
+        if let buildID {
+            var note: [UInt8] = []
+            note.append(little: UInt32(4))
+            note.append(little: UInt32(buildID.count))
+            note.append(little: UInt32(3))  // NT_GNU_BUILD_ID
+            note += Array("GNU".utf8) + [0] + buildID
+            addSection(".note.gnu.build-id", type: 7, bytes: note)
+        }
         for section in sections { addSection(section.name, type: 1, bytes: section.bytes) }
         if !functions.isEmpty {
             var strings: [UInt8] = [0]

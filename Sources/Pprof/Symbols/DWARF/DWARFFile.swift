@@ -78,7 +78,11 @@ final class DWARFFile: @unchecked Sendable {
         /// An absolute offset in `.debug_info`.
         case reference(Int)
         case rangeListIndex(UInt64)
-        /// Blocks, expressions, type signatures and references into a dwz supplementary file.
+        /// An offset in the supplementary file's `.debug_info` (DW_FORM_GNU_ref_alt, ref_sup).
+        case supplementaryReference(Int)
+        /// An offset in the supplementary file's `.debug_str` (DW_FORM_GNU_strp_alt, strp_sup).
+        case supplementaryString(UInt64)
+        /// Blocks, expressions and type signatures.
         case unsupported
 
         var integer: UInt64? {
@@ -106,14 +110,18 @@ final class DWARFFile: @unchecked Sendable {
     /// Units skipped because they did not parse.
     private(set) var skippedUnits = 0
 
+    /// The dwz supplementary file (`.gnu_debugaltlink`) holding DIEs and strings shared by several
+    /// debug files, which this file's DW_FORM_GNU_ref_alt and DW_FORM_GNU_strp_alt point into.
+    let supplementary: DWARFFile?
     /// Keeps the mapped sections valid, unless they were copied.
     private let file: ELFFile?
     private var owned: [UnsafeMutableRawBufferPointer] = []
 
     /// `nil` when the file has no `.debug_info`. With `copySections`, the sections are copied and
     /// the file is not kept mapped.
-    init?(file: ELFFile, copySections: Bool = false) {
+    init?(file: ELFFile, copySections: Bool = false, supplementary: DWARFFile? = nil) {
         self.file = copySections ? nil : file
+        self.supplementary = supplementary
         var owned: [UnsafeMutableRawBufferPointer] = []
         func load(_ name: String) -> UnsafeRawBufferPointer {
             guard let contents = try? file.contents(ofSectionNamed: name) else {
@@ -369,15 +377,12 @@ final class DWARFFile: @unchecked Sendable {
         case DW.Form.refSig8:
             _ = try reader.u64()
             return .unsupported
-        case DW.Form.refSup4:
-            _ = try reader.u32()
-            return .unsupported
-        case DW.Form.refSup8:
-            _ = try reader.u64()
-            return .unsupported
-        case DW.Form.strpSup, DW.Form.gnuRefAlt, DW.Form.gnuStrpAlt:
-            _ = try reader.unsigned(size: unit.offsetSize)
-            return .unsupported
+        case DW.Form.refSup4: return .supplementaryReference(Int(try reader.u32()))
+        case DW.Form.refSup8: return .supplementaryReference(Int(clamping: try reader.u64()))
+        case DW.Form.gnuRefAlt:
+            return .supplementaryReference(Int(clamping: try reader.unsigned(size: unit.offsetSize)))
+        case DW.Form.strpSup, DW.Form.gnuStrpAlt:
+            return .supplementaryString(try reader.unsigned(size: unit.offsetSize))
         case DW.Form.data16:
             _ = try reader.bytes(16)
             return .unsupported
@@ -417,6 +422,8 @@ final class DWARFFile: @unchecked Sendable {
             reader.offset = unit.strOffsetsBase &+ Int(index) * unit.offsetSize
             guard let offset = try? reader.unsigned(size: unit.offsetSize) else { return nil }
             return cString(in: str, at: Int(clamping: offset))
+        case .supplementaryString(let offset):
+            return supplementary.flatMap { cString(in: $0.str, at: Int(clamping: offset)) }
         default: return nil
         }
     }

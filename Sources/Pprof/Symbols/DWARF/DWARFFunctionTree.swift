@@ -132,32 +132,37 @@ extension DWARFFile {
     }
 
     /// The name and start line of the function DIE at `offset`, following `DW_AT_abstract_origin`
-    /// and `DW_AT_specification` to where they are declared.
+    /// and `DW_AT_specification` to where they are declared — into the dwz supplementary file if
+    /// that is where they point.
     func functionInfo(at offset: Int) -> FunctionInfo {
         var result = FunctionInfo()
-        var next: Int? = offset
+        var next: (file: DWARFFile, offset: Int)? = (self, offset)
         var hops = 0
-        while let current = next, hops < 8 {
+        while let (file, current) = next, hops < 8 {
             hops += 1
             next = nil
-            guard let unitIndex = unitIndex(containing: current) else { break }
-            let unit = units[unitIndex]
-            var reader = ByteReader(self.info)
+            guard let unitIndex = file.unitIndex(containing: current) else { break }
+            let unit = file.units[unitIndex]
+            var reader = ByteReader(file.info)
             reader.offset = current
-            guard let table = abbreviationTable(at: unit.abbreviationOffset), let code = try? reader.uleb128(),
+            guard let table = file.abbreviationTable(at: unit.abbreviationOffset), let code = try? reader.uleb128(),
                 let abbreviation = table.abbreviation(code)
             else { break }
             for spec in table.specs[abbreviation.attributes] {
-                guard let value = try? readValue(spec, &reader, unit) else { return result }
+                guard let value = try? file.readValue(spec, &reader, unit) else { return result }
                 switch spec.name {
                 case DW.Attribute.linkageName, DW.Attribute.mipsLinkageName:
-                    if result.linkageName == nil { result.linkageName = string(value, in: unit) }
+                    if result.linkageName == nil { result.linkageName = file.string(value, in: unit) }
                 case DW.Attribute.name:
-                    if result.name == nil { result.name = string(value, in: unit) }
+                    if result.name == nil { result.name = file.string(value, in: unit) }
                 case DW.Attribute.declLine:
                     if result.declarationLine == 0 { result.declarationLine = Int(clamping: value.integer ?? 0) }
                 case DW.Attribute.abstractOrigin, DW.Attribute.specification:
-                    if case .reference(let target) = value, target != current { next = target }
+                    switch value {
+                    case .reference(let target) where target != current: next = (file, target)
+                    case .supplementaryReference(let target): next = file.supplementary.map { ($0, target) }
+                    default: break
+                    }
                 default: break
                 }
             }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Pprof
@@ -127,7 +128,7 @@ import Testing
         }
         let frames = try Self.symbolizer(info: info).frames(atFileAddress: 0x1040)
         #expect(frames.count == 2)
-        #expect(frames.first?.name == "outer", "a nameless inlined function falls back to the symbol")
+        #expect(frames.map(\.name) == ["??", "outer"], "a nameless inlined function is unknown, not its caller")
     }
 
     /// Inlined code nested thousands deep is walked without recursion.
@@ -256,5 +257,117 @@ import Testing
                 #expect(table == nil || table?.row(at: 0x1000) == nil)
             }
         }
+    }
+}
+
+/// dwz-compressed debug info (Fedora's and many Debian debug packages): inlined functions are
+/// named in a supplementary file that `.gnu_debugaltlink` names, found by path or build ID.
+@Suite struct SymbolSupplementaryFileTests {
+    typealias Synthetic = SymbolMalformedDWARFTests
+    static let supplementaryID: [UInt8] = Array(0..<20)
+
+    /// The supplementary file: a partial unit declaring `from_alt` (start line 42) and a string.
+    static func supplementary() -> [UInt8] {
+        var abbrev = DWARFWriter()
+        abbrev.abbreviation(1, tag: DW.Tag.partialUnit, children: true, [])
+        abbrev.abbreviation(
+            2,
+            tag: DW.Tag.subprogram,
+            children: false,
+            [(DW.Attribute.name, DW.Form.string), (DW.Attribute.declLine, DW.Form.data1)]
+        )
+        abbrev.uleb(0)
+        var info = DWARFWriter()
+        info.uleb(1)
+        info.uleb(2)  // at offset 12: 11-byte header, 1-byte unit DIE
+        info.string("from_alt")
+        info.u8(42)
+        info.uleb(0)
+        var builder = ELFBuilder()
+        builder.buildID = supplementaryID
+        builder.sections = [
+            (".debug_info", DWARFWriter.unit4(info.bytes)), (".debug_abbrev", abbrev.bytes),
+            (".debug_str", Array("shared_name".utf8) + [0]),
+        ]
+        return builder.build()
+    }
+
+    /// The debug file: `outer` with code inlined from `from_alt` (by DW_FORM_GNU_ref_alt) and from
+    /// a function named through DW_FORM_GNU_strp_alt.
+    static func main(link: String) -> [UInt8] {
+        let abbrev = Synthetic.abbreviations { abbrev in
+            abbrev.abbreviation(5, tag: DW.Tag.subprogram, children: false, [(DW.Attribute.name, DW.Form.gnuStrpAlt)])
+            abbrev.abbreviation(
+                6,
+                tag: DW.Tag.inlinedSubroutine,
+                children: false,
+                [
+                    (DW.Attribute.abstractOrigin, DW.Form.gnuRefAlt), (DW.Attribute.lowPC, DW.Form.addr),
+                    (DW.Attribute.highPC, DW.Form.data8), (DW.Attribute.callLine, DW.Form.data1),
+                ]
+            )
+        }
+        let info = Synthetic.unit { writer, start in
+            let local = start + writer.bytes.count
+            writer.uleb(5)
+            writer.u32(0)  // "shared_name" in the supplementary .debug_str
+            writer.uleb(Synthetic.subprogram)
+            writer.string("outer")
+            writer.u8(7)
+            writer.u64(0x1000)
+            writer.u64(0x100)
+            writer.uleb(6)
+            writer.u32(12)  // from_alt's DIE in the supplementary .debug_info
+            writer.u64(0x1010)
+            writer.u64(0x10)
+            writer.u8(8)
+            writer.uleb(Synthetic.inlined)
+            writer.u32(UInt32(local))
+            writer.u64(0x1030)
+            writer.u64(0x10)
+            writer.u8(9)
+            writer.uleb(0)
+            writer.uleb(0)
+        }
+        var builder = ELFBuilder()
+        builder.sections = [
+            (".debug_info", info), (".debug_abbrev", abbrev),
+            (".gnu_debugaltlink", Array(link.utf8) + [0] + supplementaryID),
+        ]
+        builder.functions = [("outer", 0x1000, 0x100)]
+        return builder.build()
+    }
+
+    @Test func namesInlinedFunctionsFromTheSupplementaryFile() throws {
+        let directory = Fixtures.directory.appendingPathComponent("dwz")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let mainPath = directory.appendingPathComponent("main.debug").path
+        try Data(Self.main(link: "supplementary.debug")).write(to: URL(fileURLWithPath: mainPath))
+
+        // Without the supplementary file: unknown, and never mistaken for the outer function.
+        let alone = try ImageSymbolizer(path: mainPath, debugDirectories: [])
+        #expect(alone.frames(atFileAddress: 0x1014).map(\.name) == ["??", "outer"])
+
+        // Next to the debug file, under the name the link gives.
+        try Data(Self.supplementary()).write(to: directory.appendingPathComponent("supplementary.debug"))
+        let linked = try ImageSymbolizer(path: mainPath, debugDirectories: [])
+        let frames = linked.frames(atFileAddress: 0x1014)
+        #expect(frames.map(\.name) == ["from_alt", "outer"])
+        #expect(frames.first?.startLine == 42)
+        #expect(frames.last?.line == 8)
+        #expect(linked.frames(atFileAddress: 0x1034).map(\.name) == ["shared_name", "outer"])
+
+        // By build ID under a debug root, when the linked path does not exist.
+        let root = directory.appendingPathComponent("root/.build-id/00")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(
+            at: directory.appendingPathComponent("supplementary.debug"),
+            to: root.appendingPathComponent("0102030405060708090a0b0c0d0e0f10111213.debug")
+        )
+        let byID = try ImageSymbolizer(
+            path: mainPath,
+            debugDirectories: [directory.appendingPathComponent("root").path]
+        )
+        #expect(byID.frames(atFileAddress: 0x1014).map(\.name) == ["from_alt", "outer"])
     }
 }

@@ -4,7 +4,12 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
-    ("symbols", SymbolBenchmarks.run)
+    ("unwind", UnwindBenchmarks.run),
+    ("threads", ThreadBenchmarks.run),
+    ("contention", ContentionBenchmarks.run),
+    ("cpu", CPUBenchmarks.run),
+    ("format", FormatBenchmarks.run),
+    ("symbols", SymbolBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

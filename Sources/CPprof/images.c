@@ -1,6 +1,7 @@
 // dl_iterate_phdr wrapper for the Swift symbolizer. Nothing here runs in a handler or hook.
 #include <link.h>
 #include <stddef.h>
+#include <sys/auxv.h>
 
 #include "pp_images.h"
 
@@ -42,3 +43,5 @@ uint64_t pp_image_generation(uint64_t *unloads) {
     if (unloads) *unloads = generation.subs;
     return generation.adds + generation.subs;
 }
+
+uintptr_t pp_vdso_base(void) { return (uintptr_t)getauxval(AT_SYSINFO_EHDR); }

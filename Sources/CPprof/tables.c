@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/mman.h>
 
+#include "arch.h"
+
 // Slot states of the stack table: 0 empty, BUSY while its frames are being copied, else the id.
 #define SLOT_BUSY 0xffffffffu
 
@@ -102,9 +104,15 @@ uint32_t pp_stack_table_intern(pp_stack_table *table, const uintptr_t *pcs, int 
             }
         }
         if (state == SLOT_BUSY) {
-            // Another writer (maybe the very thread this handler interrupted) is filling it; never
-            // wait for it. If it is our stack we drop this event, else keep probing.
-            continue;
+            // Another writer is filling it. Wait a bounded moment for it to publish: the writer may be
+            // the very thread this handler interrupted, which cannot finish until we return. If it
+            // does not publish in time, keep probing (the stack may then get a second id, so readers
+            // aggregate by frames, not by id).
+            for (int spin = 0; spin < 2000 && state == SLOT_BUSY; spin++) {
+                pp_cpu_relax();
+                state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
+            }
+            if (state == SLOT_BUSY) continue;
         }
         if (slot->hash == hash && slot->frame_count == (uint32_t)count &&
             same_frames(table->frames + slot->frames_offset, pcs, count))

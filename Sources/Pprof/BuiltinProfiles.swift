@@ -10,15 +10,31 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     var count: Int {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .goroutine:
+            return ThreadProfiles.threadCount
+        case .threadcreate:
+            return ThreadProfiles.threadCreateCount
+        case .heap, .allocs:
             return 0
+        case .block:
+            return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
+        case .mutex:
+            return (try? ContentionProfile.snapshot(.mutex))?.records.count ?? 0
         }
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs, .block, .mutex:
+        case .goroutine:
+            try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
+        case .threadcreate:
+            try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
+        case .heap, .allocs:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
+        case .block:
+            try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)
+        case .mutex:
+            try ContentionProfile.snapshot(.mutex).write(to: sink, debug: debug)
         }
     }
 }

@@ -44,10 +44,21 @@ import Testing
                 }
             }
         }
-        #expect(pp_stack_table_count(table) == 250)
-        for worker in 1..<8 {
-            for i in 0..<500 { #expect(results[worker * 500 + i] == results[i]) }
+        // Every id resolves to the stack that was interned; a writer preempted mid-insert may rarely
+        // give a stack a second id, so ids are compared by their frames.
+        for worker in 0..<8 {
+            for i in 0..<500 {
+                let id = results[worker * 500 + i]
+                var frames: UnsafePointer<UInt>?
+                let count = pp_stack_table_get(table, id, &frames)
+                #expect(
+                    Array(UnsafeBufferPointer(start: frames, count: Int(count))) == [
+                        UInt(0x1000 + i % 250), 0x42, UInt(i % 250),
+                    ]
+                )
+            }
         }
+        #expect((250...260).contains(pp_stack_table_count(table)))
     }
 
     @Test func bucketTableCountsPerKey() throws {

@@ -3,7 +3,6 @@
 #define PP_IMAGES_H
 #include <elf.h>
 #include <stdint.h>
-#include <sys/auxv.h>
 
 // Called once per loaded image; `name` is "" for the main executable.
 typedef void (*pp_image_visitor)(void *context, const char *name, uintptr_t load_bias,
@@ -15,6 +14,6 @@ void pp_for_each_image(pp_image_visitor visitor, void *context);
 // it changes whenever dlopen or dlclose changes the set of images. `unloads` receives dlpi_subs.
 uint64_t pp_image_generation(uint64_t *unloads);
 
-// Where the kernel mapped the vDSO's ELF header (AT_SYSINFO_EHDR), 0 if there is none.
-static inline uintptr_t pp_vdso_base(void) { return (uintptr_t)getauxval(AT_SYSINFO_EHDR); }
+// The address of the vDSO's ELF header (it has no file to read), or 0.
+uintptr_t pp_vdso_base(void);
 #endif

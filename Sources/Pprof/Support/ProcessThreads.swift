@@ -5,16 +5,32 @@ import Glibc
 enum ProcessThreads {
     /// Thread IDs (tids) of every live thread, in no particular order.
     static func list() -> [Int32] {
-        guard let directory = opendir("/proc/self/task") else { return [] }
-        defer { closedir(directory) }
-        var tids: [Int32] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if let tid = Int32(name) { tids.append(tid) }
+        Directory()?.list() ?? []
+    }
+
+    /// `/proc/self/task`, kept open for listing the threads again and again (one `getdents64`
+    /// per listing, no allocation per thread).
+    final class Directory {
+        private let descriptor: Int32
+        private var buffer = [Int32](repeating: 0, count: 1024)
+
+        init?() {
+            descriptor = pp_thread_list_open()
+            if descriptor < 0 { return nil }
         }
-        return tids
+
+        deinit { close(descriptor) }
+
+        func list() -> [Int32] {
+            while true {
+                let count = buffer.withUnsafeMutableBufferPointer {
+                    Int(pp_thread_list_read(descriptor, $0.baseAddress, Int32($0.count)))
+                }
+                if count < 0 { return [] }
+                if count < buffer.count { return Array(buffer[..<count]) }
+                buffer = [Int32](repeating: 0, count: buffer.count * 2)
+            }
+        }
     }
 
     /// The thread's name (`comm`, at most 15 bytes), or `nil` if it has exited.

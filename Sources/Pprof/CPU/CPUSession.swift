@@ -1,0 +1,456 @@
+import CPprof
+import Dispatch
+import Glibc
+import Synchronization
+
+/// One running CPU profile: the C sampler's configuration plus a dedicated reader thread that arms
+/// threads as they appear, drains the sample rings, and at the end builds and writes the profile.
+///
+/// The reader is a plain pthread, not a task, so it keeps working when every thread of the
+/// cooperative pool is stuck. Its mutable state is touched only on that thread (and by `finish`
+/// after joining it), which is why the class is `@unchecked Sendable`.
+final class CPUSession: @unchecked Sendable {
+    let engine: CPUProfile.Engine
+    let signal: Int32
+    let rate: Int
+    let periodNanos: Int64
+    /// The process that started the session (a forked child inherits the object, not the run).
+    let ownerProcess = getpid()
+    private let sink: any ProfileSink
+    private let options: CPUProfile.Options
+    private let startUnixNanos: Int64
+    private let startMonotonicNanos: Int64
+
+    private let wake = DispatchSemaphore(value: 0)
+    private let ready = DispatchSemaphore(value: 0)
+    private let stopRequested = Atomic<Bool>(false)
+    private var reader: pthread_t?
+
+    // Reader-thread state.
+    private var threadDirectory = ProcessThreads.Directory()
+    private var threads: [Int32: TrackedThread] = [:]
+    private var armedByPerf = 0
+    private var armedByTimer = 0
+    private var notArmed = 0
+    private var blockingSignal = 0
+    private var lastArmError: Int32 = 0
+    private var aggregator = CPUSampleAggregator()
+    private var outcome: Result<CPUProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
+
+    /// How often the reader looks for new and exited threads: every 20 ms after a change, backing
+    /// off to every 100 ms while the set of threads stays the same (a listing of /proc/self/task
+    /// costs tens of microseconds). With PprofHooks linked, new threads arm themselves as they
+    /// start, and the rescan (every 100 ms) only picks up threads created without pthread_create
+    /// and releases the sources of exited ones.
+    static let fastRescanInterval: Int64 = 20_000_000
+    static let slowRescanInterval: Int64 = 100_000_000
+    static let drainInterval: Int64 = 100_000_000
+    /// How often the start times of known threads are checked again (a tid reused by a new thread).
+    static let verifyInterval: Int64 = 1_000_000_000
+    /// How long `stop` waits for signal handlers in flight to finish.
+    static let quiesceMilliseconds: Int32 = 2_000
+
+    private struct TrackedThread {
+        enum State {
+            case armed
+            /// Claimed by the thread-start listener; its source arrives through the started queue.
+            case pendingListener
+            /// Could not be armed (resource limits); not sampled.
+            case failed
+        }
+        var startTime: UInt64
+        var source: pp_cpu_source
+        var state: State
+    }
+
+    /// The tid of the reader thread of the running session, 0 if none.
+    private static let readerThreadID = Atomic<Int32>(0)
+
+    static var isReaderThread: Bool {
+        let reader = readerThreadID.load(ordering: .acquiring)
+        return reader != 0 && reader == pp_gettid()
+    }
+
+    private init(
+        sink: any ProfileSink,
+        rate: Int,
+        options: CPUProfile.Options,
+        engine: CPUProfile.Engine,
+        signal: Int32
+    ) {
+        self.sink = sink
+        self.rate = rate
+        self.periodNanos = 1_000_000_000 / Int64(rate)
+        self.options = options
+        self.engine = engine
+        self.signal = signal
+        self.startUnixNanos = currentUnixNanos()
+        self.startMonotonicNanos = monotonicNanos()
+    }
+
+    // MARK: - Start
+
+    /// Chooses an engine and a signal, starts the sampler and the reader, and returns once every
+    /// existing thread is armed.
+    static func start(sink: any ProfileSink, rate: Int, options: CPUProfile.Options) throws -> CPUSession {
+        let (engine, signal) = try chooseEngine(forced: options.engine)
+        UnwindTables.prepare()
+        LabelTags.pin()
+        let session = CPUSession(sink: sink, rate: rate, options: options, engine: engine, signal: signal)
+        var config = pp_cpu_config(
+            engine: engine.cValue,
+            signo: signal,
+            period_ns: session.periodNanos,
+            thread_info: options.threadLabels ? 1 : 0,
+            ring_words: ringWords(rate: rate),
+            perf_fd_limit: perfDescriptorLimit()
+        )
+        let begun = pp_cpu_begin(&config)
+        guard begun == 0 else {
+            LabelTags.unpin()
+            throw PprofError.unavailable("CPU profiling could not start: \(errorName(-begun))")
+        }
+        do {
+            try session.spawnReader()
+        } catch {
+            _ = pp_cpu_end(quiesceMilliseconds)
+            LabelTags.unpin()
+            throw error
+        }
+        session.ready.wait()
+        return session
+    }
+
+    private static func chooseEngine(forced: CPUProfile.Engine?) throws -> (CPUProfile.Engine, Int32) {
+        let candidates: [CPUProfile.Engine] = forced.map { [$0] } ?? [.perfEvent, .threadTimer, .processTimer]
+        var reasons: [String] = []
+        for engine in candidates {
+            let probe = pp_cpu_probe_engine(engine.cValue)
+            guard probe == 0 else {
+                reasons.append("\(engine): \(errorName(-probe))")
+                continue
+            }
+            let signal = pp_cpu_claim_signal(engine.cValue)
+            guard signal > 0 else {
+                reasons.append(
+                    engine == .processTimer
+                        ? "\(engine): SIGPROF has another handler"
+                        : "\(engine): SIGPROF and every real-time signal have other handlers"
+                )
+                continue
+            }
+            return (engine, signal)
+        }
+        throw PprofError.unavailable("CPU profiling unavailable: " + reasons.joined(separator: "; "))
+    }
+
+    /// Words per ring: room for two drain intervals of one thread sampled at `rate` with stacks
+    /// of about 48 words. Pages are committed only as rings fill.
+    private static func ringWords(rate: Int) -> UInt32 {
+        let words = Double(rate) * (Double(drainInterval) / 1e9) * 48 * 2
+        return UInt32(min(max(words, 4096), Double(1 << 24)))
+    }
+
+    /// A quarter of the soft descriptor limit: threads beyond it get timers, so the host keeps
+    /// its descriptors.
+    private static func perfDescriptorLimit() -> UInt32 {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 256 }
+        return UInt32(min(limit.rlim_cur / 4, 60_000))
+    }
+
+    private func spawnReader() throws {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let result = pthread_create(
+            &thread,
+            nil,
+            { context in
+                let session = Unmanaged<CPUSession>.fromOpaque(context!).takeRetainedValue()
+                session.run()
+                return nil
+            },
+            context
+        )
+        guard result == 0 else {
+            Unmanaged<CPUSession>.fromOpaque(context).release()
+            throw PprofError.unavailable("CPU profiling: cannot create its reader thread: \(errorName(result))")
+        }
+        reader = thread
+    }
+
+    // MARK: - Stop
+
+    /// Stops the reader, which writes the profile, and waits for it.
+    func finish() throws -> CPUProfile.Summary {
+        stopRequested.store(true, ordering: .releasing)
+        wake.signal()
+        if let reader { pthread_join(reader, nil) }
+        return try outcome.get()
+    }
+
+    // MARK: - The reader thread
+
+    private var perThreadSources: Bool { engine != .processTimer }
+
+    private func run() {
+        CPUSession.readerThreadID.store(pp_gettid(), ordering: .releasing)
+        pp_cpu_name_current_thread("pprof-cpu")
+        if perThreadSources {
+            rescan(verifyStartTimes: false)
+        } else {
+            let armed = pp_cpu_arm_process_timer()
+            if armed != 0 { lastArmError = -armed }
+        }
+        ready.signal()
+
+        let hooked = pp_thread_events_hooked() != 0
+        var rescanInterval = hooked ? CPUSession.slowRescanInterval : CPUSession.fastRescanInterval
+        var unchangedRescans = 0
+        var nextDrain = monotonicNanos() + CPUSession.drainInterval
+        var nextVerify = monotonicNanos() + CPUSession.verifyInterval
+        while !stopRequested.load(ordering: .acquiring) {
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(rescanInterval)))
+            if stopRequested.load(ordering: .acquiring) { break }
+            let now = monotonicNanos()
+            if perThreadSources {
+                let verify = now >= nextVerify
+                if verify { nextVerify = now + CPUSession.verifyInterval }
+                if rescan(verifyStartTimes: verify) {
+                    unchangedRescans = 0
+                    if !hooked { rescanInterval = CPUSession.fastRescanInterval }
+                } else {
+                    unchangedRescans += 1
+                    if unchangedRescans >= 5 { rescanInterval = CPUSession.slowRescanInterval }
+                }
+            } else {
+                rescanInterval = CPUSession.drainInterval
+            }
+            if now >= nextDrain {
+                drain()
+                nextDrain = now + CPUSession.drainInterval
+            }
+        }
+        let durationNanos = monotonicNanos() - startMonotonicNanos
+        outcome = Result { try stopSampling(durationNanos: durationNanos) }
+        CPUSession.readerThreadID.store(0, ordering: .releasing)
+    }
+
+    /// Brings the armed threads in line with `/proc/self/task`: adopts threads the listener armed,
+    /// arms new threads, releases the sources of exited ones, and (every `verifyInterval`)
+    /// notices a tid that was reused by a new thread.
+    /// Returns whether the set of threads changed.
+    @discardableResult
+    private func rescan(verifyStartTimes: Bool) -> Bool {
+        var changed = adoptStartedThreads()
+        guard let live = threadDirectory?.list(), !live.isEmpty else { return changed }
+        let liveSet = Set(live)
+        for tid in threads.keys where !liveSet.contains(tid) {
+            retire(tid)
+            changed = true
+        }
+        for tid in live {
+            guard let tracked = threads[tid] else {
+                discover(tid, startTime: pp_thread_start_time(tid))
+                changed = true
+                continue
+            }
+            switch tracked.state {
+            case .pendingListener:
+                // The listener either hands over its source or undoes its claim; in the latter case
+                // the thread is ours to arm.
+                if pp_cpu_claim_thread(tid, tracked.startTime) == 1 { arm(tid, startTime: tracked.startTime) }
+            case .armed, .failed:
+                if verifyStartTimes {
+                    let startTime = pp_thread_start_time(tid)
+                    if startTime != 0 && startTime != tracked.startTime {
+                        retire(tid)
+                        discover(tid, startTime: startTime)
+                        changed = true
+                    }
+                }
+            }
+        }
+        return changed
+    }
+
+    private func discover(_ tid: Int32, startTime: UInt64) {
+        guard startTime != 0 else { return }  // exited meanwhile
+        switch pp_cpu_claim_thread(tid, startTime) {
+        case 0:
+            threads[tid] = TrackedThread(startTime: startTime, source: pp_cpu_source(), state: .pendingListener)
+        default:
+            arm(tid, startTime: startTime)
+        }
+    }
+
+    private func arm(_ tid: Int32, startTime: UInt64) {
+        var source = pp_cpu_source()
+        let result = pp_cpu_arm_thread(tid, &source)
+        if result == 0 {
+            count(source, tid: tid)
+            threads[tid] = TrackedThread(startTime: startTime, source: source, state: .armed)
+        } else if result == -ESRCH || pp_thread_start_time(tid) != startTime {
+            pp_cpu_unclaim_thread(tid, startTime)  // it exited
+            threads[tid] = nil
+        } else {
+            notArmed += 1
+            lastArmError = -result
+            threads[tid] = TrackedThread(startTime: startTime, source: source, state: .failed)
+        }
+    }
+
+    /// Counts a newly armed thread by source, and notes whether it blocks the profiling signal
+    /// (libdispatch workers block most signals): then it is armed but never sampled.
+    private func count(_ source: pp_cpu_source, tid: Int32) {
+        if pp_thread_blocks_signal(tid, signal) == 1 { blockingSignal += 1 }
+        switch source.kind {
+        case Int32(PP_CPU_SOURCE_PERF): armedByPerf += 1
+        case Int32(PP_CPU_SOURCE_TIMER): armedByTimer += 1
+        default: break
+        }
+    }
+
+    /// Takes over the threads that the thread-start listener armed; returns whether there were any.
+    @discardableResult
+    private func adoptStartedThreads() -> Bool {
+        var adopted = false
+        var started = pp_cpu_started_thread()
+        while pp_cpu_take_started_thread(&started) != 0 {
+            adopted = true
+            if let old = threads[started.tid], old.startTime != started.start_time { retire(started.tid) }
+            if started.error == 0 {
+                count(started.source, tid: started.tid)
+                threads[started.tid] = TrackedThread(
+                    startTime: started.start_time,
+                    source: started.source,
+                    state: .armed
+                )
+            } else if started.error == -ESRCH {
+                threads[started.tid] = nil
+            } else {
+                notArmed += 1
+                lastArmError = -started.error
+                threads[started.tid] = TrackedThread(
+                    startTime: started.start_time,
+                    source: started.source,
+                    state: .failed
+                )
+            }
+        }
+        return adopted
+    }
+
+    /// Releases the source of an exited (or replaced) thread. No handler can be using it: the
+    /// thread it signalled is gone.
+    private func retire(_ tid: Int32) {
+        guard var tracked = threads.removeValue(forKey: tid) else { return }
+        pp_cpu_quiet_source(&tracked.source)
+        pp_cpu_release_source(&tracked.source)
+        pp_cpu_unclaim_thread(tid, tracked.startTime)
+    }
+
+    private func drain() {
+        withUnsafeMutablePointer(to: &aggregator) { aggregator in
+            pp_cpu_drain(
+                { context, record, thread, stack, count in
+                    guard let context, let record else { return }
+                    let aggregator = context.assumingMemoryBound(to: CPUSampleAggregator.self)
+                    aggregator.pointee.add(
+                        record.pointee,
+                        thread: thread?.pointee,
+                        stack: UnsafeBufferPointer(start: stack, count: Int(count))
+                    )
+                },
+                aggregator
+            )
+        }
+    }
+
+    /// Silences every source, waits for handlers in flight, releases the sources, drains the last
+    /// samples, and writes the profile.
+    private func stopSampling(durationNanos: Int64) throws -> CPUProfile.Summary {
+        defer { LabelTags.unpin() }
+        if perThreadSources {
+            for tid in threads.keys { pp_cpu_quiet_source(&threads[tid]!.source) }
+        } else {
+            pp_cpu_quiet_process_timer()
+        }
+        _ = pp_cpu_end(CPUSession.quiesceMilliseconds)
+        adoptStartedThreads()
+        for tid in Array(threads.keys) { pp_cpu_release_source(&threads[tid]!.source) }
+        threads.removeAll()
+        threadDirectory = nil
+        drain()
+
+        var counters = pp_cpu_counters()
+        pp_cpu_read_counters(&counters)
+        let summary = CPUProfile.Summary(
+            engine: engine,
+            signal: signal,
+            rate: rate,
+            samples: aggregator.totalSamples,
+            lostSamples: Int64(counters.lost_samples),
+            threadsSampled: armedByPerf + armedByTimer,
+            threadsNotSampled: notArmed + blockingSignal
+        )
+        let profile = aggregator.build(
+            periodNanos: periodNanos,
+            startUnixNanos: startUnixNanos,
+            durationNanos: durationNanos,
+            lost: (Int64(counters.lost_samples), Int64(counters.lost_weight)),
+            threadLabels: options.threadLabels,
+            comments: comments(counters: counters)
+        )
+        try profile.write(to: sink)
+        return summary
+    }
+
+    /// The profile's comments: which engine and signal sampled, and how many threads.
+    private func comments(counters: pp_cpu_counters) -> [String] {
+        let how: String
+        switch engine {
+        case .perfEvent: how = "perf_event cpu-clock per thread (user space)"
+        case .threadTimer: how = "timer_create on each thread's CPU-time clock"
+        case .processTimer: how = "setitimer(ITIMER_PROF), process-wide"
+        }
+        var lines = ["cpu profile: engine \(engine) — \(how); signal \(signalName(signal)); \(rate) Hz"]
+        if perThreadSources {
+            var line = "threads: \(armedByPerf) by perf_event, \(armedByTimer) by CPU-time timer"
+            if notArmed > 0 { line += "; \(notArmed) not sampled (\(errorName(lastArmError)))" }
+            if blockingSignal > 0 { line += "; \(blockingSignal) not sampled (they block \(signalName(signal)))" }
+            lines.append(line)
+        } else if lastArmError != 0 {
+            lines.append("setitimer failed: \(errorName(lastArmError))")
+        }
+        if counters.lost_samples > 0 {
+            lines.append("lost samples: \(counters.lost_samples) (buffers full)")
+        }
+        return lines
+    }
+}
+
+func monotonicNanos() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// "EACCES (Permission denied)" for an errno value.
+func errorName(_ code: Int32) -> String {
+    let names: [Int32: String] = [
+        EPERM: "EPERM", ENOENT: "ENOENT", ESRCH: "ESRCH", EINTR: "EINTR", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
+        EACCES: "EACCES", EBUSY: "EBUSY", EINVAL: "EINVAL", EMFILE: "EMFILE", ENFILE: "ENFILE", ENOSYS: "ENOSYS",
+        ENODEV: "ENODEV", EOPNOTSUPP: "EOPNOTSUPP",
+    ]
+    let text = String(cString: strerror(code))
+    return names[code].map { "\($0) (\(text))" } ?? text
+}
+
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case SIGPROF: return "SIGPROF"
+    case SIGURG: return "SIGURG"
+    default: return "real-time signal \(signal)"
+    }
+}

@@ -1,0 +1,199 @@
+import CPprof
+
+/// The block profile's sampling rate — Go's `runtime.SetBlockProfileRate`.
+///
+/// The `block` profile shows where threads wait: in pthread mutexes and rwlocks (`NSLock`,
+/// `NSRecursiveLock`, `NIOLock`, most C libraries), conditions (`NSCondition`), POSIX semaphores and
+/// `Synchronization.Mutex`, at the stack of the waiting thread. It needs the `PprofHooks` product
+/// linked into the executable (or the `PprofPreload` library preloaded).
+public enum BlockProfile {
+    /// On average one event per `rate` nanoseconds spent blocked is recorded; an event lasting at
+    /// least `rate` is always recorded, a shorter one with probability `duration / rate` and then
+    /// weighted so the profile stays unbiased. `1` records every event; `0` or less turns the
+    /// profile off (the default). Takes effect at once, on every thread.
+    public static var rate: Int {
+        get { Int(pp_contention_block_rate()) }
+        set { _ = pp_contention_set_block_rate(Int64(clamping: newValue)) }
+    }
+}
+
+/// The mutex profile's sampling fraction — Go's `runtime.SetMutexProfileFraction`.
+///
+/// The `mutex` profile shows who makes threads wait: each unlock of a contended lock is charged
+/// with the time its waiters spent waiting while it was held (summed over waiters: a lock held for
+/// 1 s while 5 threads wait reports 5 s), at the stack of the unlocking thread. It needs the
+/// `PprofHooks` product linked into the executable (or the `PprofPreload` library preloaded).
+public enum MutexProfile {
+    /// On average 1 in `fraction` contended unlocks is recorded, and its values are multiplied by
+    /// `fraction`. `1` records every one; `0` or less turns the profile off (the default). Takes
+    /// effect at once, on every thread.
+    public static var fraction: Int {
+        get { Int(pp_contention_mutex_fraction()) }
+        set { _ = pp_contention_set_mutex_fraction(Int64(clamping: newValue)) }
+    }
+}
+
+/// The `block` and `mutex` profiles, read from the tables the lock hooks fill.
+struct ContentionProfile {
+    enum Kind {
+        case block, mutex
+
+        var cKind: pp_contention_kind { self == .block ? PP_CONTENTION_BLOCK : PP_CONTENTION_MUTEX }
+        /// The profile's name in the registry.
+        var name: String { self == .block ? "block" : "mutex" }
+        /// The name in Go's debug=1 header (`--- contention:` for block).
+        var legacyName: String { self == .block ? "contention" : "mutex" }
+    }
+
+    /// One stack and what was recorded for it, already scaled (Go's `BlockProfileRecord`).
+    struct Record: Equatable {
+        /// Return-address-style entries, leaf first.
+        var stack: [UInt]
+        var contentions: Int64
+        var delayNanoseconds: Int64
+    }
+
+    var kind: Kind
+    /// Sorted by delay, largest first, as Go sorts them.
+    var records: [Record]
+    /// Stacks that could not be stored (their events are under `SyntheticFrame.lostSamples`).
+    var droppedStacks: UInt64
+    /// Waits the waiter table had no room for (mutex profile only): their waiting time is missing.
+    var untrackedWaits: UInt64
+    /// The setting in force when the snapshot was taken: rate (block) or fraction (mutex).
+    var setting: Int
+    /// Whether Synchronization.Mutex is covered (not when the stdlib is linked statically).
+    var synchronizationMutexHooked = true
+
+    static var hooksInstalled: Bool { pp_contention_hooks_installed() != 0 }
+
+    /// What the hooks have recorded so far. Throws if the hooks are not linked into the process.
+    static func snapshot(_ kind: Kind) throws -> ContentionProfile {
+        guard hooksInstalled else {
+            throw PprofError.unavailable(
+                "the \(kind.name) profile needs the lock hooks, which are not installed in this process: "
+                    + "link the PprofHooks product into the executable or preload libPprofPreload.so"
+            )
+        }
+        let setting = Int(kind == .block ? pp_contention_block_rate() : pp_contention_mutex_fraction())
+        let untracked = kind == .mutex ? pp_waiter_table_untracked(pp_waiter_table_shared()) : 0
+        var snapshot = ContentionProfile(
+            kind: kind,
+            records: [],
+            droppedStacks: 0,
+            untrackedWaits: untracked,
+            setting: setting,
+            synchronizationMutexHooked: pp_contention_swift_mutex_hooked() != 0
+        )
+        if let profile = pp_contention_profile_get(kind.cKind) {
+            snapshot.records = records(of: profile, kind: kind)
+            snapshot.droppedStacks =
+                pp_stack_table_dropped(profile.pointee.stacks) + pp_bucket_table_dropped(profile.pointee.buckets)
+        }
+        return snapshot
+    }
+
+    /// The records of a profile's tables (also used by tests on private tables).
+    static func records(of profile: UnsafeMutablePointer<pp_contention_profile>, kind: Kind) -> [Record] {
+        var buckets: [(key: UInt64, count: Int64, delay: Int64)] = []
+        withUnsafeMutablePointer(to: &buckets) { list in
+            pp_bucket_table_visit(
+                profile.pointee.buckets,
+                { context, key, counters in
+                    guard let context, let counters else { return }
+                    let list = context.assumingMemoryBound(to: [(key: UInt64, count: Int64, delay: Int64)].self)
+                    list.pointee.append(
+                        (
+                            key,
+                            counters[PP_CONTENTION_COUNTER_COUNT],
+                            counters[PP_CONTENTION_COUNTER_DELAY]
+                        )
+                    )
+                },
+                list
+            )
+        }
+        var records: [Record] = []
+        for bucket in buckets where bucket.count > 0 {
+            // Events whose stack could not be stored (or, impossibly, cannot be read back) are
+            // shown under a pseudo-frame rather than left out.
+            var stack = [SyntheticFrame.lostSamples.rawValue]
+            var frames: UnsafePointer<UInt>?
+            let count =
+                bucket.key == PP_CONTENTION_LOST_KEY
+                ? 0 : pp_stack_table_get(profile.pointee.stacks, UInt32(truncatingIfNeeded: bucket.key), &frames)
+            if let frames, count > 0 { stack = Array(UnsafeBufferPointer(start: frames, count: Int(count))) }
+            var contentions = bucket.count >> Int64(PP_CONTENTION_COUNT_SHIFT)
+            // Go reports a block record's fractional count below one as 1 (mprof.go).
+            if kind == .block && contentions == 0 { contentions = 1 }
+            records.append(Record(stack: stack, contentions: contentions, delayNanoseconds: bucket.delay))
+        }
+        records.sort {
+            $0.delayNanoseconds != $1.delayNanoseconds
+                ? $0.delayNanoseconds > $1.delayNanoseconds : $0.stack.lexicographicallyPrecedes($1.stack)
+        }
+        return records
+    }
+
+    /// Notes for the profile's `comments`: whether it is on, and everything that was lost.
+    var comments: [String] {
+        var notes: [String] = []
+        if setting <= 0 {
+            notes.append(
+                kind == .block
+                    ? "block profiling is off: set BlockProfile.rate to a positive number of nanoseconds"
+                    : "mutex profiling is off: set MutexProfile.fraction to a positive number"
+            )
+        }
+        if !synchronizationMutexHooked {
+            notes.append(
+                "Synchronization.Mutex is not covered: its library is linked statically (--static-swift-stdlib), "
+                    + "so its contended path cannot be interposed"
+            )
+        }
+        if droppedStacks > 0 {
+            notes.append("\(droppedStacks) stacks could not be stored; their events are under pprof.lostSamples")
+        }
+        if untrackedWaits > 0 {
+            notes.append(
+                "\(untrackedWaits) waits found no slot in the waiter table; their waiting time is missing from this profile"
+            )
+        }
+        return notes
+    }
+
+    func write(to sink: some ProfileSink, debug: Int) throws {
+        if debug > 0 {
+            try sink.write(legacyText())
+        } else {
+            try profileData().write(to: sink)
+        }
+    }
+
+    /// Go's `printCountCycleProfile`: contentions/count and delay/nanoseconds, period 1.
+    func profileData(symbolizer: Symbolizer = .shared) -> ProfileData {
+        let contentions = ProfileData.ValueType(type: "contentions", unit: "count")
+        var builder = ProfileBuilder(
+            sampleTypes: [contentions, ProfileData.ValueType(type: "delay", unit: "nanoseconds")],
+            periodType: contentions,
+            period: 1,
+            comments: comments,
+            symbolizer: symbolizer
+        )
+        for record in records {
+            builder.addSample(stack: record.stack, values: [record.contentions, record.delayNanoseconds])
+        }
+        return builder.build()
+    }
+
+    /// Go's debug=1 layout; delays are nanoseconds, so cycles/second is 1e9.
+    func legacyText(symbolizer: Symbolizer = .shared) -> String {
+        var text = "--- \(kind.legacyName):\ncycles/second=1000000000\n"
+        if kind == .mutex { text += "sampling period=\(setting)\n" }
+        for record in records {
+            text += "\(record.delayNanoseconds) \(record.contentions) \(LegacyText.addressList(record.stack))\n"
+            text += LegacyText.stackRecord(record.stack, allFrames: true, symbolizer: symbolizer)
+        }
+        return TabWriter.format(text)
+    }
+}

@@ -25,17 +25,33 @@ enum Tools {
 
     struct Output {
         var status: Int32
-        var stdout: String
+        var data: Data
         var stderr: String
+        var stdout: String { String(decoding: data, as: UTF8.self) }
     }
 
     /// Runs a tool to completion, feeding `input` to its standard input.
-    static func run(_ tool: String, _ arguments: [String], input: String = "", environment: [String: String] = [:])
-        throws -> Output
-    {
+    static func run(
+        _ tool: String,
+        _ arguments: [String],
+        input: String = "",
+        environment: [String: String] = [:],
+        directory: URL? = nil
+    ) throws -> Output {
+        try run(tool, arguments, bytes: Array(input.utf8), environment: environment, directory: directory)
+    }
+
+    static func run(
+        _ tool: String,
+        _ arguments: [String],
+        bytes input: [UInt8],
+        environment: [String: String] = [:],
+        directory: URL? = nil
+    ) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
@@ -46,6 +62,7 @@ enum Tools {
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
+        // Both pipes are drained while the input is written, so no side can block on a full pipe.
         let box = OutputBox()
         let group = DispatchGroup()
         for (pipe, isError) in [(stdout, false), (stderr, true)] {
@@ -56,21 +73,21 @@ enum Tools {
                 group.leave()
             }
         }
-        try stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
+        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
         try stdin.fileHandleForWriting.close()
         group.wait()
         process.waitUntilExit()
         return Output(
             status: process.terminationStatus,
-            stdout: box.text(isError: false),
-            stderr: box.text(isError: true)
+            data: box.data(isError: false),
+            stderr: String(decoding: box.data(isError: true), as: UTF8.self)
         )
     }
 
     private final class OutputBox: Sendable {
-        private let data = Mutex<[Bool: Data]>([:])
-        func set(_ value: Data, isError: Bool) { data.withLock { $0[isError] = value } }
-        func text(isError: Bool) -> String { String(decoding: data.withLock { $0[isError] ?? Data() }, as: UTF8.self) }
+        private let storage = Mutex<[Bool: Data]>([:])
+        func set(_ value: Data, isError: Bool) { storage.withLock { $0[isError] = value } }
+        func data(isError: Bool) -> Data { storage.withLock { $0[isError] ?? Data() } }
     }
 }
 

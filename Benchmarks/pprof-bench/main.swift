@@ -11,6 +11,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("format", FormatBenchmarks.run),
     ("labels", LabelBenchmarks.run),
     ("heap", HeapBenchmarks.run),
+    ("symbols", SymbolBenchmarks.run),
     ("http", HTTPBenchmarks.run),
 ]
 

@@ -13,29 +13,14 @@ public enum ProcessSymbols {
     /// The names of the functions containing each address that some function covers; addresses
     /// outside every loaded image's code, or covered by no symbol, are absent from the result.
     public static func functionNames(containing addresses: some Sequence<UInt>) -> [UInt: String] {
-        // One look at the loaded images for the whole batch: only addresses inside some image's
-        // code reach the symbolizer, so arbitrary input (this is fed from HTTP requests) costs
-        // little per address and cannot fill the symbolizer's per-address cache with misses.
-        let code = LoadedImages.current().flatMap(\.executableRanges).sorted { $0.lowerBound < $1.lowerBound }
-        var names: [UInt: String] = [:]
+        // Only addresses inside some image's code reach the symbolizer, so arbitrary input (this
+        // is fed from HTTP requests) cannot crowd its address cache with misses.
         var seen = Set<UInt>()
-        for address in addresses where seen.insert(address).inserted {
-            guard isInside(address, code), let name = Symbolizer.shared.frames(at: address).first?.name else {
-                continue
-            }
-            names[address] = name
+        let inCode = addresses.filter { seen.insert($0).inserted && Symbolizer.shared.image(containing: $0) != nil }
+        var names: [UInt: String] = [:]
+        for (address, frames) in zip(inCode, Symbolizer.shared.frames(at: inCode)) {
+            if let name = frames.first?.name { names[address] = name }
         }
         return names
-    }
-
-    /// Whether `address` is in one of `ranges` (sorted by start, not overlapping).
-    private static func isInside(_ address: UInt, _ ranges: [Range<UInt>]) -> Bool {
-        var low = 0
-        var high = ranges.count
-        while low < high {
-            let mid = (low + high) / 2
-            if ranges[mid].lowerBound <= address { low = mid + 1 } else { high = mid }
-        }
-        return low > 0 && ranges[low - 1].contains(address)
     }
 }

@@ -51,6 +51,12 @@ struct ContentionProfile {
         var stack: [UInt]
         var contentions: Int64
         var delayNanoseconds: Int64
+
+        /// Go's order: largest delay first (then by stack, so the order is stable).
+        static func precedes(_ left: Record, _ right: Record) -> Bool {
+            left.delayNanoseconds != right.delayNanoseconds
+                ? left.delayNanoseconds > right.delayNanoseconds : left.stack.lexicographicallyPrecedes(right.stack)
+        }
     }
 
     var kind: Kind
@@ -128,10 +134,7 @@ struct ContentionProfile {
             if kind == .block && contentions == 0 { contentions = 1 }
             records.append(Record(stack: stack, contentions: contentions, delayNanoseconds: bucket.delay))
         }
-        records.sort {
-            $0.delayNanoseconds != $1.delayNanoseconds
-                ? $0.delayNanoseconds > $1.delayNanoseconds : $0.stack.lexicographicallyPrecedes($1.stack)
-        }
+        records.sort(by: Record.precedes)
         return records
     }
 
@@ -170,13 +173,20 @@ struct ContentionProfile {
         }
     }
 
-    /// Go's `printCountCycleProfile`: contentions/count and delay/nanoseconds, period 1.
-    func profileData(symbolizer: Symbolizer = .shared) -> ProfileData {
+    /// Go's `printCountCycleProfile`: contentions/count and delay/nanoseconds, period 1. The delta
+    /// profilers pass the time the records cover as `durationNanos`.
+    func profileData(
+        timeNanos: Int64 = currentUnixNanos(),
+        durationNanos: Int64 = 0,
+        symbolizer: Symbolizer = .shared
+    ) -> ProfileData {
         let contentions = ProfileData.ValueType(type: "contentions", unit: "count")
         var builder = ProfileBuilder(
             sampleTypes: [contentions, ProfileData.ValueType(type: "delay", unit: "nanoseconds")],
             periodType: contentions,
             period: 1,
+            timeNanos: timeNanos,
+            durationNanos: durationNanos,
             comments: comments,
             symbolizer: symbolizer
         )

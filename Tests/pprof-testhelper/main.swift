@@ -12,6 +12,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "contention-kinds": ContentionScenarios.kinds,
     "contention-toggle": ContentionScenarios.toggle,
     "contention-fork": ContentionScenarios.forkWhileWaiting,
+    "delta-contention": DeltaScenarios.contention,
+    "delta-contention-concurrent": DeltaScenarios.contentionConcurrent,
     "cpu-accuracy": CPUScenarios.accuracy,
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,

@@ -6,6 +6,7 @@ import Foundation
 let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
+    ("delta", DeltaBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -262,8 +262,8 @@ import Testing
         var cumulative = ContentionProfile(
             kind: .block,
             records: [
-                .init(stack: [0x1000, 0x2000], contentions: 2, delayNanoseconds: 500),
-                .init(stack: [SyntheticFrame.lostSamples.rawValue], contentions: 1, delayNanoseconds: 300),
+                .init(stack: [0x1000, 0x2000], contentions: 2, delayNanoseconds: 500, key: 1),
+                .init(stack: [SyntheticFrame.lostSamples.rawValue], contentions: 1, delayNanoseconds: 300, key: 9),
             ],
             droppedStacks: 1,
             untrackedWaits: 0,
@@ -272,16 +272,22 @@ import Testing
         let first = cumulative.change(since: DeltaBaseline())
         #expect(first.profile.records == cumulative.records)
         #expect(first.profile.comments == cumulative.comments)
+        // Records are matched by key; stacks are read only for those that changed.
         cumulative.records = [
-            .init(stack: [0x1000, 0x2000], contentions: 3, delayNanoseconds: 600),
-            .init(stack: [0x1000, 0x3000], contentions: 1, delayNanoseconds: 400),
-            .init(stack: [SyntheticFrame.lostSamples.rawValue], contentions: 1, delayNanoseconds: 300),
+            .init(stack: [], contentions: 3, delayNanoseconds: 600, key: 1),
+            .init(stack: [], contentions: 1, delayNanoseconds: 400, key: 2),
+            .init(stack: [], contentions: 1, delayNanoseconds: 300, key: 9),
         ]
-        let second = cumulative.change(since: first.next)
+        var stacksRead: [UInt64] = []
+        let second = cumulative.change(since: first.next) { record in
+            stacksRead.append(record.key)
+            return [0x1000, 0x1000 * UInt(record.key + 1)]
+        }
+        #expect(stacksRead.sorted() == [1, 2])
         #expect(
             second.profile.records == [
-                .init(stack: [0x1000, 0x3000], contentions: 1, delayNanoseconds: 400),
-                .init(stack: [0x1000, 0x2000], contentions: 1, delayNanoseconds: 100),
+                .init(stack: [0x1000, 0x3000], contentions: 1, delayNanoseconds: 400, key: 2),
+                .init(stack: [0x1000, 0x2000], contentions: 1, delayNanoseconds: 100, key: 1),
             ]
         )
         let data = second.profile.profileData(timeNanos: 2_000, durationNanos: 1_000)

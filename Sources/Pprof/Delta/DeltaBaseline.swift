@@ -36,6 +36,8 @@ struct DeltaBaseline<Key: Hashable & Sendable>: Sendable {
     /// What to report for one key.
     struct Change {
         var key: Key
+        /// The first entry with this key (for what else the caller reports with it: its stack…).
+        var entryIndex: Int
         var change: CounterPair
         var absolute: CounterPair
 
@@ -48,36 +50,36 @@ struct DeltaBaseline<Key: Hashable & Sendable>: Sendable {
     var count: Int { reported.count }
 
     /// Each key's change since it was last reported, in the order keys first appear in `entries`.
-    /// Entries with equal keys are summed first: one stack recorded twice is one stack (godeltaprof
+    /// Entries with equal keys are summed first: one key recorded twice is one key (godeltaprof
     /// #103). A key whose counters went down (counters read while being updated, or a heap profile
     /// rescaled by a lowered sample rate) reports no change and keeps its baseline, so a later call
     /// catches up and the changes always add up to the cumulative counters.
     ///
     /// Returns the changes and the baseline to keep once they have been delivered.
     func changes(to entries: [Entry]) -> (changes: [Change], next: DeltaBaseline) {
-        var order: [Key] = []
-        var merged: [Key: (cumulative: CounterPair, absolute: CounterPair)] = [:]
-        merged.reserveCapacity(entries.count)
-        for entry in entries {
-            if let known = merged[entry.key] {
-                merged[entry.key] = (known.cumulative + entry.cumulative, known.absolute + entry.absolute)
+        var changes: [Change] = []
+        changes.reserveCapacity(entries.count)
+        var position: [Key: Int] = [:]
+        position.reserveCapacity(entries.count)
+        var cumulative: [CounterPair] = []
+        cumulative.reserveCapacity(entries.count)
+        for (index, entry) in entries.enumerated() {
+            if let known = position[entry.key] {
+                cumulative[known] = cumulative[known] + entry.cumulative
+                changes[known].absolute = changes[known].absolute + entry.absolute
             } else {
-                merged[entry.key] = (entry.cumulative, entry.absolute)
-                order.append(entry.key)
+                position[entry.key] = changes.count
+                cumulative.append(entry.cumulative)
+                changes.append(Change(key: entry.key, entryIndex: index, change: .zero, absolute: entry.absolute))
             }
         }
         var next = self
-        var changes: [Change] = []
-        changes.reserveCapacity(order.count)
-        for key in order {
-            let (cumulative, absolute) = merged[key]!
-            var change = cumulative - (reported[key] ?? .zero)
-            if change.count < 0 || change.amount < 0 {
-                change = .zero
-            } else if !change.isZero {
-                next.reported[key] = cumulative
-            }
-            changes.append(Change(key: key, change: change, absolute: absolute))
+        for index in changes.indices {
+            let key = changes[index].key
+            let change = cumulative[index] - (reported[key] ?? .zero)
+            if change.count < 0 || change.amount < 0 || change.isZero { continue }
+            changes[index].change = change
+            next.reported[key] = cumulative[index]
         }
         return (changes, next)
     }

@@ -12,7 +12,7 @@
 /// product (or the preload library) and ``BlockProfile/rate`` set; without the hooks it throws
 /// ``PprofError/unavailable(_:)``.
 public final class DeltaBlockProfiler: Sendable {
-    private let session = DeltaSession<[UInt]>()
+    private let session = DeltaSession<UInt64>()
 
     public init() {}
 
@@ -37,7 +37,7 @@ public final class DeltaBlockProfiler: Sendable {
 /// product (or the preload library) and ``MutexProfile/fraction`` set; without the hooks it throws
 /// ``PprofError/unavailable(_:)``.
 public final class DeltaMutexProfiler: Sendable {
-    private let session = DeltaSession<[UInt]>()
+    private let session = DeltaSession<UInt64>()
 
     public init() {}
 
@@ -50,26 +50,36 @@ public final class DeltaMutexProfiler: Sendable {
 
 extension ContentionProfile {
     /// godeltaprof's count-cycle delta: per stack, contentions and delay since the previous call.
-    static func profileDelta(_ kind: Kind, session: DeltaSession<[UInt]>, to sink: some ProfileSink) throws {
+    static func profileDelta(_ kind: Kind, session: DeltaSession<UInt64>, to sink: some ProfileSink) throws {
         try session.profile(to: sink) { baseline, since in
-            let snapshot = try ContentionProfile.snapshot(kind)
+            // Stacks are read only for the records that changed.
+            let snapshot = try ContentionProfile.snapshot(kind, stacks: false)
             let now = currentUnixNanos()
-            let (delta, next) = snapshot.change(since: baseline)
+            let (delta, next) = snapshot.change(since: baseline) { ContentionProfile.stack(forKey: $0.key, kind: kind) }
             return (delta.profileData(timeNanos: now, durationNanos: max(0, now - since)), next)
         }
     }
 
-    /// This snapshot's change since `baseline`: the same profile with, per stack, what was recorded
-    /// since (stacks with nothing new left out), and the baseline that includes it.
-    func change(since baseline: DeltaBaseline<[UInt]>) -> (profile: ContentionProfile, next: DeltaBaseline<[UInt]>) {
+    /// This snapshot's change since `baseline`: the same profile with, per record, what was recorded
+    /// since (records with nothing new left out), and the baseline that includes it. `stack` gives
+    /// a changed record's stack (by default the one it has).
+    func change(
+        since baseline: DeltaBaseline<UInt64>,
+        stack: (Record) -> [UInt] = \.stack
+    ) -> (profile: ContentionProfile, next: DeltaBaseline<UInt64>) {
         let (changes, next) = baseline.changes(
             to: records.map {
-                .init(key: $0.stack, cumulative: CounterPair(count: $0.contentions, amount: $0.delayNanoseconds))
+                .init(key: $0.key, cumulative: CounterPair(count: $0.contentions, amount: $0.delayNanoseconds))
             }
         )
         var delta = self
         delta.records = changes.filter { !$0.isZero }.map {
-            Record(stack: $0.key, contentions: $0.change.count, delayNanoseconds: $0.change.amount)
+            Record(
+                stack: stack(records[$0.entryIndex]),
+                contentions: $0.change.count,
+                delayNanoseconds: $0.change.amount,
+                key: $0.key
+            )
         }
         delta.records.sort(by: Record.precedes)
         return (delta, next)

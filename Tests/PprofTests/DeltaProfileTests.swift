@@ -63,28 +63,6 @@ import Testing
         }
     }
 
-    struct Run {
-        var directory: URL
-        var truth: [String: Any]
-
-        func profile(_ name: String) throws -> StackValues {
-            try StackValues(path: directory.appendingPathComponent("\(name).pb.gz"))
-        }
-
-        func number(_ key: String) -> Int64 { (truth[key] as? NSNumber)?.int64Value ?? -1 }
-    }
-
-    static func run(_ scenario: String, _ arguments: [String] = []) throws -> Run {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "pprof-delta-\(UUID().uuidString)"
-        )
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let result = try ChildProcess.run(scenario, [directory.path] + arguments)
-        try #require(result.status == 0 && !result.crashed, "helper failed: \(result.stderr)")
-        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-        return Run(directory: directory, truth: try #require(json))
-    }
-
     /// Every delta sample has a nonzero value and none is negative.
     static func expectNoZeroOrNegativeSamples(
         _ profile: StackValues,
@@ -104,11 +82,11 @@ import Testing
     // MARK: Block and mutex (helper)
 
     @Test func scriptedContentionGivesExactDeltasPerSite() throws {
-        let run = try Self.run("delta-contention")
+        let run = try ContentionTests.run("delta-contention")
         // A failing sink's error came back from both profilers (and lost nothing, see d1).
         #expect(run.number("rethrown") == 2)
         for (kind, siteA, siteB) in [
-            ("block", "waitSiteA", "waitSiteB"), ("mutex", "releaseSiteA", "releaseSiteB"),
+            ("block", "pthreadWaitSite", "waitSiteB"), ("mutex", "pthreadReleaseSite", "releaseSiteB"),
         ] {
             // [delta, contentions of A, contentions of B] for the "d" profiler after each phase
             // (3 at A; 5 at B; nothing; 2 at A) and the "e" profiler after phases 2 and 4.
@@ -116,7 +94,7 @@ import Testing
                 ("d1", 3, 0), ("d2", 0, 5), ("d3", 0, 0), ("d4", 2, 0), ("e1", 3, 5), ("e2", 2, 0),
             ]
             for (tag, a, b) in expected {
-                let delta = try run.profile("\(kind)-\(tag)")
+                let delta = try run.stackValues("\(kind)-\(tag)")
                 #expect(delta.total(at: siteA)[0] == a, "\(kind)-\(tag) \(siteA)")
                 #expect(delta.total(at: siteB)[0] == b, "\(kind)-\(tag) \(siteB)")
                 // Each contention lasted at least the 1 ms the holder held on after the waiter slept.
@@ -127,16 +105,16 @@ import Testing
                 Self.expectNoZeroOrNegativeSamples(delta, "\(kind)-\(tag)")
             }
             // Nothing happened between d2 and d3: an empty profile, not a copy of the last one.
-            #expect(try run.profile("\(kind)-d3").data.samples.isEmpty)
+            #expect(try run.stackValues("\(kind)-d3").data.samples.isEmpty)
         }
     }
 
     @Test func contentionDeltasAddUpToTheCumulativeProfile() throws {
-        let run = try Self.run("delta-contention")
+        let run = try ContentionTests.run("delta-contention")
         for kind in ["block", "mutex"] {
-            let cumulative = try (0...4).map { try run.profile("\(kind)-c\($0)") }
-            let d = try (1...4).map { try run.profile("\(kind)-d\($0)") }
-            let e = try (1...2).map { try run.profile("\(kind)-e\($0)") }
+            let cumulative = try (0...4).map { try run.stackValues("\(kind)-c\($0)") }
+            let d = try (1...4).map { try run.stackValues("\(kind)-d\($0)") }
+            let e = try (1...2).map { try run.stackValues("\(kind)-e\($0)") }
             let empty = StackValues(ProfileData(sampleTypes: cumulative[0].data.sampleTypes))
             // Each delta is exactly the change of the cumulative profile since the profiler's
             // previous call, stack by stack; the first is everything so far.
@@ -168,13 +146,13 @@ import Testing
     }
 
     @Test func concurrentCallsOnOneInstanceAddUpToTheCumulativeProfile() throws {
-        let run = try Self.run("delta-contention-concurrent")
+        let run = try ContentionTests.run("delta-contention-concurrent")
         #expect(run.number("failures") == 0)
         for kind in ["block", "mutex"] {
             let count = Int(run.number(kind))
             #expect(count >= 11, "\(kind): \(count) deltas")
-            let deltas = try (0..<count).map { try run.profile("\(kind)-\($0)") }
-            let cumulative = try run.profile("\(kind)-cumulative")
+            let deltas = try (0..<count).map { try run.stackValues("\(kind)-\($0)") }
+            let cumulative = try run.stackValues("\(kind)-cumulative")
             let empty = StackValues(ProfileData(sampleTypes: cumulative.data.sampleTypes))
             #expect(StackValues.sum(deltas) == cumulative.subtracting(empty), "\(kind)")
             #expect(cumulative.total(at: "concurrentSite")[0] > 0)
@@ -191,8 +169,8 @@ import Testing
             print("skipped: go is not installed")
             return
         }
-        let run = try Self.run("delta-contention")
-        for (file, site) in [("block-d1", "waitSiteA"), ("mutex-d2", "releaseSiteB"), ("block-e1", "waitSiteB")] {
+        let run = try ContentionTests.run("delta-contention")
+        for (file, site) in [("block-d1", "pthreadWaitSite"), ("mutex-d2", "releaseSiteB"), ("block-e1", "waitSiteB")] {
             let path = run.directory.appendingPathComponent("\(file).pb.gz").path
             let output = try ContentionTests.runTool(go, ["tool", "pprof", "-top", path])
             #expect(output.status == 0, "go tool pprof -top \(file): \(output.text)")
@@ -323,5 +301,12 @@ import Testing
         try call(buffer)
         #expect(try ProfileData(decoding: buffer.bytes).samples.map(\.values) == [[8]])
         #expect(session.rememberedKeys == 1)
+    }
+}
+
+extension ContentionTests.Run {
+    /// The profile `<name>.pb.gz` the scenario wrote, summed per stack.
+    func stackValues(_ name: String) throws -> DeltaProfileTests.StackValues {
+        try DeltaProfileTests.StackValues(path: directory.appendingPathComponent("\(name).pb.gz"))
     }
 }

@@ -9,7 +9,8 @@ import Synchronization
 enum DeltaScenarios {
     // MARK: Block and mutex, scripted
 
-    /// `delta-contention <dir>`: exactly 3 contended lock/unlock rounds at site A, then 5 at site B,
+    /// `delta-contention <dir>`: exactly 3 contended lock/unlock rounds at site A
+    /// (`pthreadWaitSite`/`pthreadReleaseSite`), then 5 at site B (`waitSiteB`/`releaseSiteB`),
     /// then none, then 2 at A again, with two pairs of delta profilers ("d": block and mutex, called
     /// after every phase; "e": called after the second and last). After each call the cumulative
     /// profiles are written too: `<kind>-<tag>.pb.gz` for deltas, `<kind>-c<n>.pb.gz` for cumulative.
@@ -23,7 +24,12 @@ enum DeltaScenarios {
         pthread_mutex_init(mutex, nil)
 
         try writeCumulative(to: directory, tag: "c0")
-        contend(mutex, rounds: 3, wait: waitSiteA, release: releaseSiteA)
+        contend(
+            mutex,
+            rounds: 3,
+            wait: ContentionScenarios.pthreadWaitSite,
+            release: ContentionScenarios.pthreadReleaseSite
+        )
         // A sink that fails: its error comes back and the change is reported by the next call.
         var rethrown = 0
         for kind in ["block", "mutex"] {
@@ -41,7 +47,12 @@ enum DeltaScenarios {
         try writeCumulative(to: directory, tag: "c2")
         try first.write(to: directory, tag: "d3")
         try writeCumulative(to: directory, tag: "c3")
-        contend(mutex, rounds: 2, wait: waitSiteA, release: releaseSiteA)
+        contend(
+            mutex,
+            rounds: 2,
+            wait: ContentionScenarios.pthreadWaitSite,
+            release: ContentionScenarios.pthreadReleaseSite
+        )
         try second.write(to: directory, tag: "e2")
         try first.write(to: directory, tag: "d4")
         try writeCumulative(to: directory, tag: "c4")
@@ -166,16 +177,7 @@ enum DeltaScenarios {
         }
     }
 
-    @inline(never) static func waitSiteA(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-        pthread_mutex_lock(mutex)
-        keepFrame()
-    }
-
-    @inline(never) static func releaseSiteA(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
-        pthread_mutex_unlock(mutex)
-        keepFrame()
-    }
-
+    // Site A is the contention scenarios' pthreadWaitSite / pthreadReleaseSite.
     @inline(never) static func waitSiteB(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
         pthread_mutex_lock(mutex)
         keepFrame()

@@ -33,7 +33,13 @@ let package = Package(
         // C code the helper's scenarios call (a C library's view of locks, allocation…).
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         // Benchmarks that print ratios measured side by side in one run.
-        .executableTarget(name: "pprof-bench", dependencies: ["Pprof", "PprofHooks"], path: "Benchmarks/pprof-bench"),
+        .executableTarget(
+            name: "pprof-bench",
+            dependencies: ["Pprof", "PprofHooks", "PprofBenchSupport"],
+            path: "Benchmarks/pprof-bench"
+        ),
+        // C for the benchmarks: code without frame pointers and measuring signal handlers.
+        .target(name: "PprofBenchSupport", dependencies: ["CPprof"], path: "Benchmarks/PprofBenchSupport"),
         .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
     ]
 )

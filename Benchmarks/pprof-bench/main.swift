@@ -4,6 +4,8 @@
 import Foundation
 
 let benchmarks: [(name: String, run: () throws -> Void)] = [
+    ("unwind", UnwindBenchmarks.run),
+    ("threads", ThreadBenchmarks.run),
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
     ("delta", DeltaBenchmarks.run),

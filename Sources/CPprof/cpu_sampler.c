@@ -114,7 +114,7 @@ static void count_lost(struct stripe *s, uint64_t weight) {
 }
 
 // Walks the interrupted stack straight into a ring. Async-signal-safe.
-static void record_sample(const pp_regs *regs, uint64_t weight, int unwind) {
+static void record_sample(const pp_regs *regs, unsigned walk_flags, uint64_t weight, int unwind) {
     struct storage *rings = storage;
     unsigned first = choose_stripe(regs->sp);
     struct stripe *s = NULL;
@@ -160,7 +160,7 @@ static void record_sample(const pp_regs *regs, uint64_t weight, int unwind) {
         stack = (uintptr_t *)(words + header_words + thread_words);
     }
     unsigned unwind_flags = 0;
-    int count = unwind ? pp_unwind(regs, PP_UNWIND_FROM_SIGNAL, stack, PP_CPU_MAX_FRAMES, &unwind_flags) : 0;
+    int count = unwind ? pp_unwind(regs, walk_flags, stack, PP_CPU_MAX_FRAMES, &unwind_flags) : 0;
     if (count < 0) count = 0;
     record->words = (uint16_t)((uintptr_t *)stack - (uintptr_t *)words + count);
     record->unwind_flags = (uint8_t)unwind_flags;
@@ -247,7 +247,7 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
             if (bypass != PP_CPU_BYPASS_ALL) {
                 pp_regs regs;
                 pp_regs_from_ucontext(context, &regs);
-                record_sample(&regs, weight, bypass != PP_CPU_BYPASS_UNWIND);
+                record_sample(&regs, pp_unwind_flags_for_ucontext(context), weight, bypass != PP_CPU_BYPASS_UNWIND);
             }
         }
         if (refresh_fd >= 0) {
@@ -388,7 +388,8 @@ __attribute__((noinline)) double pp_cpu_bench_record_here(int iterations, int wa
     pp_regs_from_ucontext(&context, &regs);
     struct timespec start, end;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    for (int i = 0; i < iterations; i++) record_sample(&regs, 1, walk);
+    unsigned walk_flags = pp_unwind_flags_for_ucontext(&context);
+    for (int i = 0; i < iterations; i++) record_sample(&regs, walk_flags, 1, walk);
     clock_gettime(CLOCK_MONOTONIC, &end);
     double nanos = (double)(end.tv_sec - start.tv_sec) * 1e9 + (double)(end.tv_nsec - start.tv_nsec);
     return iterations > 0 ? nanos / iterations : 0;

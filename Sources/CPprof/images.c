@@ -1,5 +1,6 @@
 // dl_iterate_phdr wrapper for the Swift symbolizer. Nothing here runs in a handler or hook.
 #include <link.h>
+#include <sys/auxv.h>
 
 #include "pp_images.h"
 
@@ -20,3 +21,5 @@ void pp_for_each_image(pp_image_visitor visitor, void *context) {
     struct visit visit = {visitor, context};
     dl_iterate_phdr(visit_one, &visit);
 }
+
+uintptr_t pp_vdso_base(void) { return (uintptr_t)getauxval(AT_SYSINFO_EHDR); }

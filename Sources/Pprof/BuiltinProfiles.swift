@@ -10,7 +10,11 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     var count: Int {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs:
+        case .goroutine:
+            return ThreadProfiles.threadCount
+        case .threadcreate:
+            return ThreadProfiles.threadCreateCount
+        case .heap, .allocs:
             return 0
         case .block:
             return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
@@ -21,7 +25,11 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
 
     func write(to sink: some ProfileSink, debug: Int) throws {
         switch self {
-        case .goroutine, .threadcreate, .heap, .allocs:
+        case .goroutine:
+            try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
+        case .threadcreate:
+            try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
+        case .heap, .allocs:
             throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
         case .block:
             try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)

@@ -347,7 +347,7 @@ struct CPUProfileTests {
         #expect(!top.contains("$s10pprof_demo"))
     }
 
-    // MARK: - Stacks the full walker must complete (known issues until it lands)
+    // MARK: - Stacks the full walker completes
 
     /// A thread copying large buffers spends most samples inside glibc's memcpy, which has no
     /// frame pointers; the Swift caller must still appear above it.
@@ -357,13 +357,8 @@ struct CPUProfileTests {
             mapping.contains("libc.so")
         }
         print("memcpy: \(fraction.matching) of \(fraction.total) libc samples show copyLargeBuffers")
-        withKnownIssue(
-            "needs the unwinder's .eh_frame tables and leaf-caller recovery (issue 3 item 4)",
-            isIntermittent: true
-        ) {
-            #expect(fraction.total > 100)
-            #expect(Double(fraction.matching) >= 0.95 * Double(fraction.total))
-        }
+        #expect(fraction.total > 100)
+        #expect(Double(fraction.matching) >= 0.95 * Double(fraction.total))
     }
 
     /// qsort (glibc, no frame pointers) calling a Swift comparator: samples in qsort and in the
@@ -374,10 +369,8 @@ struct CPUProfileTests {
             mapping.contains("libc.so") || names.contains { $0.contains("closure") }
         }
         print("qsort: \(fraction.matching) of \(fraction.total) samples show sortWithQsort")
-        withKnownIssue("needs the unwinder's .eh_frame tables (issue 3 item 4)", isIntermittent: true) {
-            #expect(fraction.total > 100)
-            #expect(Double(fraction.matching) >= 0.95 * Double(fraction.total))
-        }
+        #expect(fraction.total > 100)
+        #expect(Double(fraction.matching) >= 0.95 * Double(fraction.total))
     }
 
     /// `outer -> middle -> inner` async chain burning CPU in inner after awaits: samples in inner
@@ -398,9 +391,7 @@ struct CPUProfileTests {
         }
         print("async: \(complete) of \(inner) samples in asyncInner show asyncMiddle and asyncOuter")
         #expect(inner > 100)
-        withKnownIssue("needs the unwinder's async context chain (issue 3 item 4)", isIntermittent: true) {
-            #expect(Double(complete) >= 0.95 * Double(inner))
-        }
+        #expect(Double(complete) >= 0.95 * Double(inner))
     }
 }
 

@@ -51,7 +51,11 @@ import Testing
                 let id = results[worker * 500 + i]
                 var frames: UnsafePointer<UInt>?
                 let count = pp_stack_table_get(table, id, &frames)
-                #expect(Array(UnsafeBufferPointer(start: frames, count: Int(count))) == [UInt(0x1000 + i % 250), 0x42, UInt(i % 250)])
+                #expect(
+                    Array(UnsafeBufferPointer(start: frames, count: Int(count))) == [
+                        UInt(0x1000 + i % 250), 0x42, UInt(i % 250),
+                    ]
+                )
             }
         }
         #expect((250...260).contains(pp_stack_table_count(table)))

@@ -9,4 +9,7 @@ typedef void (*pp_image_visitor)(void *context, const char *name, uintptr_t load
                                  const Elf64_Phdr *headers, int count);
 
 void pp_for_each_image(pp_image_visitor visitor, void *context);
+
+// The address of the vDSO's ELF header (it has no file to read), or 0.
+uintptr_t pp_vdso_base(void);
 #endif

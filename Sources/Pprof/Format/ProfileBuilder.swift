@@ -12,6 +12,10 @@ enum SyntheticFrame: UInt, CaseIterable, Sendable {
     case unwindStopped = 3
     /// A count-profile entry whose stack is empty (Go: `lostProfileEvent`).
     case emptyStack = 4
+    /// A thread dump could not sample this thread: it blocks the dump signal.
+    case threadBlocksSignal = 5
+    /// A thread dump could not sample this thread: it did not answer in time.
+    case threadDidNotAnswer = 6
 
     static let maximumRawValue: UInt = 0xfff
 
@@ -21,6 +25,8 @@ enum SyntheticFrame: UInt, CaseIterable, Sendable {
         case .truncatedStack: return "pprof.truncatedStack"
         case .unwindStopped: return "pprof.unwindStopped"
         case .emptyStack: return "pprof.lostProfileEvent"
+        case .threadBlocksSignal: return "pprof.threadBlocksSignal"
+        case .threadDidNotAnswer: return "pprof.threadDidNotAnswer"
         }
     }
 }

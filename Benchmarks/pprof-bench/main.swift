@@ -9,6 +9,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
     ("delta", DeltaBenchmarks.run),
+    ("format", FormatBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

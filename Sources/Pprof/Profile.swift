@@ -67,7 +67,12 @@ public final class Profile: Sendable, CustomStringConvertible {
         // address into `add` and `skip + 1` starts at the caller.
         let buffer = UnsafeMutablePointer<UInt>.allocate(capacity: Profile.maximumStackDepth)
         defer { buffer.deallocate() }
-        let count = pp_capture_stack(Int32(clamping: skip + 1), buffer, Int32(Profile.maximumStackDepth), nil)
+        let count = pp_capture_stack(
+            Int32(clamping: skip) &+ (skip < Int(Int32.max) ? 1 : 0),
+            buffer,
+            Int32(Profile.maximumStackDepth),
+            nil
+        )
         let stack = Array(UnsafeBufferPointer(start: buffer, count: Int(count)))
         let key = EntryKey(value: AnyHashable(value))
         let inserted = entries.withLock { entries in

@@ -30,6 +30,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-memcpy": CPUScenarios.memcpy,
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
+    "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -1,6 +1,7 @@
 /// A count profile — custom profiles, `goroutine` and `threadcreate` — written as Go's
-/// `printCountProfile` writes it: records with the same stack and labels are counted together,
-/// ordered by count (descending), then by their `@ …` text.
+/// `printCountProfile` writes it: records with the same stack and labels are counted together and
+/// ordered by count (descending), then by their `@ …` text (byte-wise); the protobuf form has one
+/// sample per group in that order, with type and period type `<name>/count` and period 1.
 struct CountProfile {
     struct Record {
         /// Return-address-style entries, leaf first.
@@ -12,15 +13,19 @@ struct CountProfile {
     var records: [Record]
     /// Leading frames hidden in debug=1 text until the first shown one.
     var isHiddenLeadingFrame: (String) -> Bool = { _ in false }
+    /// Frames never shown in debug=1 text.
+    var isHiddenFrame: (String) -> Bool = { _ in false }
     var comments: [String] = []
 
-    private struct Group {
+    struct Group {
+        /// The `@ …` text, plus the `# labels:` line when the record has labels.
         var key: String
         var record: Record
         var count: Int
     }
 
-    private func groups() -> [Group] {
+    /// The records grouped and ordered as Go prints them.
+    func groups() -> [Group] {
         var index: [String: Int] = [:]
         var groups: [Group] = []
         for record in records {
@@ -34,7 +39,7 @@ struct CountProfile {
             }
         }
         return groups.sorted {
-            $0.count != $1.count ? $0.count > $1.count : Array($0.key.utf8).lexicographicallyPrecedes($1.key.utf8)
+            $0.count != $1.count ? $0.count > $1.count : $0.key.utf8.lexicographicallyPrecedes($1.key.utf8)
         }
     }
 
@@ -47,28 +52,55 @@ struct CountProfile {
     }
 
     func legacyText(symbolizer: Symbolizer = .shared) -> String {
+        legacyText(symbolize: { symbolizer.frames(at: $0) })
+    }
+
+    /// The debug=1 text: `<name> profile: total <records>`, then per group `<count> @ …`, the
+    /// `# labels:` line if any, and its frame lines, aligned by `TabWriter`.
+    func legacyText(symbolize: (UInt) -> [SymbolFrame]) -> String {
         var text = "\(name) profile: total \(records.count)\n"
         for group in groups() {
             text += "\(group.count) \(group.key)\n"
             text += LegacyText.stackRecord(
                 group.record.stack,
                 allFrames: false,
-                symbolizer: symbolizer,
-                isHiddenLeadingFrame: isHiddenLeadingFrame
+                symbolize: symbolize,
+                isHiddenLeadingFrame: isHiddenLeadingFrame,
+                isHiddenFrame: isHiddenFrame
             )
         }
         return TabWriter.format(text)
     }
 
     func profileData(symbolizer: Symbolizer = .shared) -> ProfileData {
-        let type = ProfileData.ValueType(type: name, unit: "count")
         var builder = ProfileBuilder(
-            sampleTypes: [type],
-            periodType: type,
+            sampleTypes: [sampleType],
+            periodType: sampleType,
             period: 1,
             comments: comments,
             symbolizer: symbolizer
         )
+        return addGroups(to: &builder)
+    }
+
+    /// The protobuf form with its own symbolization and mappings (tests).
+    func profileData(processMappings: [MemoryMapping]?, symbolize: @escaping (UInt) -> [SymbolFrame]) -> ProfileData {
+        var builder = ProfileBuilder(
+            sampleTypes: [sampleType],
+            periodType: sampleType,
+            period: 1,
+            comments: comments,
+            processMappings: processMappings,
+            symbolize: symbolize
+        )
+        return addGroups(to: &builder)
+    }
+
+    private var sampleType: ProfileData.ValueType { ProfileData.ValueType(type: name, unit: "count") }
+
+    private func addGroups(to builder: inout ProfileBuilder) -> ProfileData {
+        // Go's order (count, then key), even where two groups share a stack with other labels.
+        builder.groupsSamplesByStack = false
         for group in groups() {
             builder.addSample(
                 stack: group.record.stack,

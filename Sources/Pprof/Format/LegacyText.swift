@@ -9,49 +9,78 @@ enum LegacyText {
         symbolizer: Symbolizer = .shared,
         isHiddenLeadingFrame: (String) -> Bool = { _ in false }
     ) -> String {
+        stackRecord(
+            stack,
+            allFrames: allFrames,
+            symbolize: { symbolizer.frames(at: $0) },
+            isHiddenLeadingFrame: isHiddenLeadingFrame
+        )
+    }
+
+    /// `printStackRecord` with its own symbolization. Frames for which `isHiddenFrame` holds are
+    /// never printed (Go always hides `runtime.goexit`). Each frame line shows the call PC
+    /// (entry − 1), `function+0xoffset` from the physical function's entry, and `file:line`; an
+    /// entry without a symbol prints only its call PC.
+    static func stackRecord(
+        _ stack: [UInt],
+        allFrames: Bool,
+        symbolize: (UInt) -> [SymbolFrame],
+        isHiddenLeadingFrame: (String) -> Bool = { _ in false },
+        isHiddenFrame: (String) -> Bool = { _ in false }
+    ) -> String {
         var out = ""
         var show = allFrames
         for entry in stack {
             let pc = entry &- 1
-            let frames = frames(forEntry: entry, symbolizer: symbolizer)
-            if frames.isEmpty {
+            let frames = frames(forEntry: entry, symbolize: symbolize)
+            if frames.isEmpty || frames.allSatisfy({ $0.name.isEmpty }) {
                 show = true
                 out += "#\t0x\(String(pc, radix: 16))\n"
                 continue
             }
-            for frame in frames where show || !isHiddenLeadingFrame(frame.name) {
+            for frame in frames where !isHiddenFrame(frame.name) && (show || !isHiddenLeadingFrame(frame.name)) {
                 show = true
                 let offset = frame.entry != 0 && pc >= frame.entry ? pc - frame.entry : 0
-                out +=
-                    "#\t0x\(String(pc, radix: 16))\t\(frame.name)+0x\(String(offset, radix: 16))\t\(frame.file):\(frame.line)\n"
+                out += "#\t0x\(String(pc, radix: 16))\t\(frame.name)+0x\(String(offset, radix: 16))\t"
+                out += "\(frame.file):\(frame.line)\n"
             }
         }
         if !show {
-            return stackRecord(stack, allFrames: true, symbolizer: symbolizer)
+            return stackRecord(stack, allFrames: true, symbolize: symbolize, isHiddenFrame: isHiddenFrame)
         }
         return out + "\n"
     }
 
     /// The symbolized frames of one stack entry; synthetic entries get their pseudo-function.
     static func frames(forEntry entry: UInt, symbolizer: Symbolizer = .shared) -> [SymbolFrame] {
+        frames(forEntry: entry, symbolize: { symbolizer.frames(at: $0) })
+    }
+
+    static func frames(forEntry entry: UInt, symbolize: (UInt) -> [SymbolFrame]) -> [SymbolFrame] {
         if entry <= SyntheticFrame.maximumRawValue {
-            let name = SyntheticFrame(rawValue: entry)?.functionName ?? "pprof.unknownFrame"
+            let name = SyntheticFrame.functionName(forEntry: entry)
             return [SymbolFrame(name: name, systemName: name, file: "", line: 0, startLine: 0, entry: 0)]
         }
-        return symbolizer.frames(at: entry - 1)
+        return symbolize(entry - 1)
     }
 
     /// The `@ 0x… 0x…` list of raw stack entries.
     static func addressList(_ stack: [UInt]) -> String {
         var out = "@"
-        for entry in stack { out += " 0x\(String(entry, radix: 16))" }
+        out.reserveCapacity(1 + stack.count * 15)
+        for entry in stack {
+            out += " 0x"
+            out += String(entry, radix: 16)
+        }
         return out
     }
 
-    /// `{"k1":"v1", "k2":"v2"}`: Go's label-map string, pairs formatted with `%q` and sorted.
+    /// `{"k1":"v1", "k2":"v2"}`: Go's label-map string, pairs formatted with `%q` and sorted
+    /// byte-wise.
     static func labelString(_ labels: [(key: String, value: String)]) -> String {
-        let pairs = labels.map { goQuote($0.key) + ":" + goQuote($0.value) }
-            .sorted { Array($0.utf8).lexicographicallyPrecedes($1.utf8) }
+        let pairs = labels.map { goQuote($0.key) + ":" + goQuote($0.value) }.sorted {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }
         return "{" + pairs.joined(separator: ", ") + "}"
     }
 
@@ -84,6 +113,7 @@ enum LegacyText {
         return out + "\""
     }
 
+    /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
     private static func isGoPrintable(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.properties.generalCategory {
         case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator:
@@ -102,66 +132,132 @@ enum LegacyText {
 }
 
 /// Go's `text/tabwriter` as `runtime/pprof` configures it: minwidth 1, tabwidth 8, padding 1,
-/// padding with TABs, no flags. Cells are tab-terminated; the text after a line's last TAB is not
-/// a cell. Consecutive lines with a cell in the same column form a block whose width is the widest
-/// cell plus one, rounded up to a multiple of 8.
+/// padding with TABs, no flags.
+///
+/// A TAB (or vertical tab) ends a cell; the text after a line's last TAB is not a cell and is
+/// never padded. Consecutive lines with a cell in the same column form a block whose width is its
+/// widest cell (in Unicode scalars) plus one; each cell is followed by as many TABs as it takes to
+/// reach that width rounded up to a multiple of 8. A form feed ends a line (written as a newline)
+/// and ends every block.
 enum TabWriter {
     static func format(_ text: String) -> String {
-        // Each line: its cells (tab-terminated texts, then the trailing text) and whether it ended in "\n".
-        var lines: [[Substring]] = []
-        var endsWithNewline: [Bool] = []
-        var rest = text[...]
-        while !rest.isEmpty {
-            let lineEnd = rest.firstIndex(of: "\n")
-            let line = lineEnd.map { rest[..<$0] } ?? rest
-            lines.append(line.split(separator: "\t", omittingEmptySubsequences: false))
-            endsWithNewline.append(lineEnd != nil)
-            rest = lineEnd.map { rest[rest.index(after: $0)...] } ?? rest[rest.endIndex...]
-        }
-        var output = ""
-        var widths: [Int] = []
-        func width(of cell: Substring) -> Int { cell.unicodeScalars.count }
+        var text = text
+        return text.withUTF8 { String(decoding: format(utf8: $0), as: UTF8.self) }
+    }
 
-        func writeLines(_ start: Int, _ end: Int) {
-            for index in start..<end {
-                let cells = lines[index]
-                for (column, cell) in cells.enumerated() {
-                    output += cell
-                    if column < widths.count && column < cells.count - 1 {
-                        let cellWidth = (widths[column] + 7) / 8 * 8
-                        let padding = cellWidth - width(of: cell)
-                        output += String(repeating: "\t", count: (padding + 7) / 8)
-                    }
+    /// A cell: its bytes in the input and its width in Unicode scalars.
+    private struct Cell {
+        var start: Int
+        var end: Int
+        var width: Int
+    }
+
+    private static let tab = UInt8(ascii: "\t")
+    private static let verticalTab: UInt8 = 0x0b
+    private static let newline = UInt8(ascii: "\n")
+    private static let formFeed: UInt8 = 0x0c
+
+    static func format(utf8 input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count + input.count / 4)
+        var lines: [[Cell]] = []
+        var current: [Cell] = []
+        var cellStart = 0
+        var cellWidth = 0
+        for index in 0..<input.count {
+            let byte = input[index]
+            switch byte {
+            case tab, verticalTab:
+                current.append(Cell(start: cellStart, end: index, width: cellWidth))
+                cellStart = index + 1
+                cellWidth = 0
+            case newline, formFeed:
+                current.append(Cell(start: cellStart, end: index, width: cellWidth))
+                lines.append(current)
+                current = []
+                cellStart = index + 1
+                cellWidth = 0
+                if byte == formFeed {
+                    // A form feed flushes: no block continues past it.
+                    Block(input: input, lines: lines).write(to: &output, lastLineHasNewline: true)
+                    lines = []
                 }
-                if endsWithNewline[index] { output += "\n" }
+            default:
+                // Count scalars: every byte that does not continue a UTF-8 sequence.
+                if byte & 0xc0 != 0x80 { cellWidth += 1 }
             }
         }
+        // Text after the last newline: a final line without one. As in Go, an empty trailing cell
+        // (the text ends in a TAB) is not a cell.
+        if cellStart < input.count { current.append(Cell(start: cellStart, end: input.count, width: cellWidth)) }
+        let endsInNewline = current.isEmpty
+        if !endsInNewline { lines.append(current) }
+        Block(input: input, lines: lines).write(to: &output, lastLineHasNewline: endsInNewline)
+        return output
+    }
 
-        func format(_ line0: Int, _ line1: Int) {
-            var line0 = line0
+    /// Lines formatted together (between flushes).
+    private struct Block {
+        let input: UnsafeBufferPointer<UInt8>
+        let lines: [[Cell]]
+
+        func write(to output: inout [UInt8], lastLineHasNewline: Bool) {
+            var widths: [Int] = []
+            format(&output, &widths, 0, lines.count, lastLineHasNewline)
+        }
+
+        /// Go's `format`: finds the blocks of column `widths.count` in `line0..<line1`, fixes
+        /// their width and recurses into the next column; lines outside any block are written
+        /// with the widths known so far.
+        private func format(
+            _ output: inout [UInt8],
+            _ widths: inout [Int],
+            _ line0: Int,
+            _ line1: Int,
+            _ lastLineHasNewline: Bool
+        ) {
             let column = widths.count
+            var written = line0
             var this = line0
             while this < line1 {
                 if column >= lines[this].count - 1 {
                     this += 1
                     continue
                 }
-                writeLines(line0, this)
-                line0 = this
-                var blockWidth = 1
+                writeLines(&output, widths, written, this, lastLineHasNewline)
+                let blockStart = this
+                var width = 1  // minwidth
                 while this < line1, column < lines[this].count - 1 {
-                    blockWidth = max(blockWidth, width(of: lines[this][column]) + 1)
+                    width = max(width, lines[this][column].width + 1)  // + padding
                     this += 1
                 }
-                widths.append(blockWidth)
-                format(line0, this)
+                widths.append(width)
+                format(&output, &widths, blockStart, this, lastLineHasNewline)
                 widths.removeLast()
-                line0 = this
+                written = this
             }
-            writeLines(line0, line1)
+            writeLines(&output, widths, written, line1, lastLineHasNewline)
         }
 
-        format(0, lines.count)
-        return output
+        private func writeLines(
+            _ output: inout [UInt8],
+            _ widths: [Int],
+            _ line0: Int,
+            _ line1: Int,
+            _ lastLineHasNewline: Bool
+        ) {
+            for index in line0..<line1 {
+                let cells = lines[index]
+                for (column, cell) in cells.enumerated() {
+                    output.append(contentsOf: UnsafeBufferPointer(rebasing: input[cell.start..<cell.end]))
+                    if column < widths.count {
+                        let cellWidth = (widths[column] + 7) / 8 * 8
+                        let tabs = (cellWidth - cell.width + 7) / 8
+                        for _ in 0..<tabs { output.append(TabWriter.tab) }
+                    }
+                }
+                if index < lines.count - 1 || lastLineHasNewline { output.append(TabWriter.newline) }
+            }
+        }
     }
 }

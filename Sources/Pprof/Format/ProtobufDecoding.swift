@@ -1,39 +1,137 @@
+import Glibc
+
 /// Decoding of pprof protobuf (gzip-compressed or not) into `ProfileData`.
 ///
-/// Every length, index and reference is checked; corrupt or truncated input throws
-/// `PprofError.malformedProfile` and never traps.
+/// Every length, index and reference is checked before it is used; corrupt or truncated input
+/// throws `PprofError.malformedProfile` and never traps. Nothing is allocated on the word of a
+/// length field: arrays grow only with bytes actually present, and decompression is capped.
 extension ProfileData {
+    /// The default cap on the decompressed size of a profile: 256 MiB.
+    public static let defaultMaximumDecodedSize = 256 << 20
+
     /// Decodes a profile; gzip input is detected by its magic bytes and decompressed first.
     public init(decoding bytes: [UInt8]) throws {
         try self.init(decoding: bytes[...])
     }
 
-    public init(decoding bytes: ArraySlice<UInt8>) throws {
-        let raw: [UInt8]
-        do {
-            raw = try bytes.withUnsafeBytes { buffer in
-                Zlib.isGzip(buffer) ? try Zlib.inflate(buffer, limit: 1 << 30) : Array(buffer)
+    /// Decodes a profile; gzip input is detected by its magic bytes and decompressed first.
+    ///
+    /// - Parameter maximumSize: the largest decompressed protobuf accepted; larger input throws
+    ///   instead of exhausting memory.
+    public init(decoding bytes: ArraySlice<UInt8>, maximumSize: Int = ProfileData.defaultMaximumDecodedSize) throws {
+        self = try bytes.withUnsafeBytes { buffer in
+            guard Zlib.isGzip(buffer) else { return try ProfileDecoder.decode(buffer) }
+            let raw: [UInt8]
+            do {
+                raw = try Zlib.inflate(buffer, limit: maximumSize)
+            } catch {
+                throw PprofError.malformedProfile("bad gzip data: \(error)")
             }
-        } catch {
-            throw PprofError.malformedProfile("bad gzip data: \(error)")
-        }
-        do {
-            self = try raw.withUnsafeBytes { try ProfileDecoder.decode($0) }
-        } catch let error as PprofError {
-            throw error
-        } catch {
-            throw PprofError.malformedProfile("\(error)")
+            return try raw.withUnsafeBytes { try ProfileDecoder.decode($0) }
         }
     }
 }
 
-private enum ProfileDecoder {
-    /// A field as read from the wire: the value of a varint field or the bytes of a length-delimited one.
-    enum Value {
-        case varint(UInt64)
-        case bytes(UnsafeRawBufferPointer)
+/// Reads protobuf fields; errors carry the byte offset within the message being read.
+private struct WireReader {
+    var bytes: ByteReader
+
+    init(_ data: UnsafeRawBufferPointer) {
+        bytes = ByteReader(data)
     }
 
+    var isAtEnd: Bool { bytes.isAtEnd }
+
+    /// The next field's number and wire type.
+    @inline(__always)
+    mutating func nextKey() throws -> (field: UInt64, wireType: UInt64) {
+        let key = try varint()
+        let field = key >> 3
+        guard field > 0 else { throw malformed("field number 0") }
+        return (field, key & 7)
+    }
+
+    @inline(__always)
+    mutating func varint() throws -> UInt64 {
+        do {
+            return try bytes.uleb128()
+        } catch {
+            throw malformed("bad varint: \(error)")
+        }
+    }
+
+    mutating func lengthDelimited() throws -> UnsafeRawBufferPointer {
+        let length = try varint()
+        guard length <= UInt64(bytes.remaining) else {
+            throw malformed("length \(length) runs past the end (\(bytes.remaining) bytes left)")
+        }
+        return try bytes.bytes(Int(length))
+    }
+
+    /// An integer field's value; a field of another wire type is malformed.
+    @inline(__always)
+    mutating func integer(_ wireType: UInt64) throws -> UInt64 {
+        guard wireType == 0 else { throw malformed("expected an integer, found wire type \(wireType)") }
+        return try varint()
+    }
+
+    @inline(__always)
+    mutating func signed(_ wireType: UInt64) throws -> Int64 {
+        Int64(bitPattern: try integer(wireType))
+    }
+
+    mutating func message(_ wireType: UInt64) throws -> UnsafeRawBufferPointer {
+        guard wireType == 2 else { throw malformed("expected a message, found wire type \(wireType)") }
+        return try lengthDelimited()
+    }
+
+    /// Appends the integers of a repeated field, given packed or one per field.
+    @inline(__always)
+    mutating func appendIntegers<T: FixedWidthInteger>(_ wireType: UInt64, to array: inout [T]) throws {
+        switch wireType {
+        case 0: array.append(T(truncatingIfNeeded: try varint()))
+        case 2:
+            let packed: [T] = try Self.packedIntegers(try lengthDelimited())
+            if array.isEmpty { array = packed } else { array.append(contentsOf: packed) }
+        default: throw malformed("repeated integer with wire type \(wireType)")
+        }
+    }
+
+    /// The integers of a packed field, in an array allocated once at its final size.
+    static func packedIntegers<T: FixedWidthInteger>(_ packed: UnsafeRawBufferPointer) throws -> [T] {
+        // Every varint ends in exactly one byte below 0x80.
+        var count = 0
+        for byte in packed where byte < 0x80 { count += 1 }
+        var result: [T] = []
+        result.reserveCapacity(count)
+        var reader = WireReader(packed)
+        while !reader.isAtEnd { result.append(T(truncatingIfNeeded: try reader.varint())) }
+        return result
+    }
+
+    /// Skips a field this reader does not use.
+    mutating func skip(_ wireType: UInt64) throws {
+        do {
+            switch wireType {
+            case 0: _ = try bytes.uleb128()
+            case 1: _ = try bytes.u64()
+            case 2: _ = try lengthDelimited()
+            case 5: _ = try bytes.u32()
+            default: throw malformed("unsupported wire type \(wireType)")
+            }
+        } catch let error as PprofError {
+            throw error
+        } catch {
+            throw malformed("\(error)")
+        }
+    }
+
+    func malformed(_ what: String) -> PprofError {
+        .malformedProfile("\(what) at byte \(bytes.offset)")
+    }
+}
+
+private enum ProfileDecoder {
     struct RawLabel {
         var key: Int64 = 0
         var string: Int64 = 0
@@ -41,285 +139,304 @@ private enum ProfileDecoder {
         var unit: Int64 = 0
     }
 
-    static func forEachField(
-        _ data: UnsafeRawBufferPointer,
-        _ body: (_ field: UInt64, _ value: Value) throws -> Void
-    ) throws {
-        var reader = ByteReader(data)
-        while !reader.isAtEnd {
-            let key = try reader.uleb128()
-            let field = key >> 3
-            guard field > 0 else { throw PprofError.malformedProfile("field number 0 at byte \(reader.offset)") }
-            switch key & 7 {
-            case 0: try body(field, .varint(try reader.uleb128()))
-            case 1: try body(field, .varint(try reader.u64()))
-            case 2:
-                let length = try reader.uleb128()
-                guard length <= UInt64(reader.remaining) else { throw ByteReader.Truncated(offset: reader.offset) }
-                try body(field, .bytes(try reader.bytes(Int(length))))
-            case 5: try body(field, .varint(UInt64(try reader.u32())))
-            default:
-                throw PprofError.malformedProfile("unsupported wire type \(key & 7) at byte \(reader.offset)")
-            }
-        }
+    struct RawSample {
+        var locationIDs: [UInt64] = []
+        var values: [Int64] = []
+        var labels: [RawLabel] = []
     }
 
-    /// Appends the integers of a repeated field given either packed or one per field.
-    static func appendIntegers(_ value: Value, to array: inout [UInt64]) throws {
-        switch value {
-        case .varint(let v): array.append(v)
-        case .bytes(let packed):
-            var reader = ByteReader(packed)
-            while !reader.isAtEnd { array.append(try reader.uleb128()) }
-        }
+    struct RawMapping {
+        var mapping = ProfileData.Mapping(
+            id: 0,
+            memoryStart: 0,
+            memoryLimit: 0,
+            fileOffset: 0,
+            filename: "",
+            buildID: ""
+        )
+        var filename: Int64 = 0
+        var buildID: Int64 = 0
     }
 
-    static func integer(_ value: Value) throws -> UInt64 {
-        guard case .varint(let v) = value else { throw PprofError.malformedProfile("expected an integer field") }
-        return v
-    }
-
-    static func signed(_ value: Value) throws -> Int64 { Int64(bitPattern: try integer(value)) }
-
-    static func message(_ value: Value) throws -> UnsafeRawBufferPointer {
-        guard case .bytes(let b) = value else { throw PprofError.malformedProfile("expected a message field") }
-        return b
+    struct RawFunction {
+        var id: UInt64 = 0
+        var name: Int64 = 0
+        var systemName: Int64 = 0
+        var filename: Int64 = 0
+        var startLine: Int64 = 0
     }
 
     static func decode(_ data: UnsafeRawBufferPointer) throws -> ProfileData {
         var strings: [String] = []
-        var sampleTypes: [(Int64, Int64)] = []
-        var samples: [([UInt64], [Int64], [RawLabel])] = []
-        var mappings: [(ProfileData.Mapping, Int64, Int64)] = []
+        var sampleTypes: [(type: Int64, unit: Int64)] = []
+        var samples: [RawSample] = []
+        var mappings: [RawMapping] = []
         var locations: [ProfileData.Location] = []
-        var functions: [(UInt64, Int64, Int64, Int64, Int64)] = []
+        var functions: [RawFunction] = []
         var dropFrames: Int64 = 0
         var keepFrames: Int64 = 0
-        var timeNanos: Int64 = 0
-        var durationNanos: Int64 = 0
-        var periodType: (Int64, Int64)?
-        var period: Int64 = 0
+        var periodType: (type: Int64, unit: Int64)?
         var comments: [Int64] = []
         var defaultSampleType: Int64 = 0
+        var profile = ProfileData()
+        var sampleCache = SampleCache()
 
-        func valueType(_ bytes: UnsafeRawBufferPointer) throws -> (Int64, Int64) {
-            var result: (Int64, Int64) = (0, 0)
-            try forEachField(bytes) { field, value in
-                switch field {
-                case 1: result.0 = try signed(value)
-                case 2: result.1 = try signed(value)
-                default: break
-                }
-            }
-            return result
-        }
-
-        try forEachField(data) { field, value in
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
             switch field {
-            case 1: sampleTypes.append(try valueType(try message(value)))
+            case 1: sampleTypes.append(try valueType(try reader.message(wireType)))
             case 2:
-                var ids: [UInt64] = []
-                var values: [UInt64] = []
-                var labels: [RawLabel] = []
-                try forEachField(try message(value)) { field, value in
-                    switch field {
-                    case 1: try appendIntegers(value, to: &ids)
-                    case 2: try appendIntegers(value, to: &values)
-                    case 3:
-                        var label = RawLabel()
-                        try forEachField(try message(value)) { field, value in
-                            switch field {
-                            case 1: label.key = try signed(value)
-                            case 2: label.string = try signed(value)
-                            case 3: label.number = try signed(value)
-                            case 4: label.unit = try signed(value)
-                            default: break
-                            }
-                        }
-                        labels.append(label)
-                    default: break
-                    }
-                }
-                samples.append((ids, values.map { Int64(bitPattern: $0) }, labels))
-            case 3:
-                var mapping = ProfileData.Mapping(
-                    id: 0,
-                    memoryStart: 0,
-                    memoryLimit: 0,
-                    fileOffset: 0,
-                    filename: "",
-                    buildID: ""
-                )
-                var file: Int64 = 0
-                var buildID: Int64 = 0
-                try forEachField(try message(value)) { field, value in
-                    switch field {
-                    case 1: mapping.id = try integer(value)
-                    case 2: mapping.memoryStart = try integer(value)
-                    case 3: mapping.memoryLimit = try integer(value)
-                    case 4: mapping.fileOffset = try integer(value)
-                    case 5: file = try signed(value)
-                    case 6: buildID = try signed(value)
-                    case 7: mapping.hasFunctions = try integer(value) != 0
-                    case 8: mapping.hasFilenames = try integer(value) != 0
-                    case 9: mapping.hasLineNumbers = try integer(value) != 0
-                    case 10: mapping.hasInlineFrames = try integer(value) != 0
-                    default: break
-                    }
-                }
-                mappings.append((mapping, file, buildID))
-            case 4:
-                var location = ProfileData.Location(id: 0, mappingID: 0, address: 0, lines: [])
-                try forEachField(try message(value)) { field, value in
-                    switch field {
-                    case 1: location.id = try integer(value)
-                    case 2: location.mappingID = try integer(value)
-                    case 3: location.address = try integer(value)
-                    case 4:
-                        var line = ProfileData.Line(functionID: 0, line: 0)
-                        try forEachField(try message(value)) { field, value in
-                            switch field {
-                            case 1: line.functionID = try integer(value)
-                            case 2: line.line = try signed(value)
-                            case 3: line.column = try signed(value)
-                            default: break
-                            }
-                        }
-                        location.lines.append(line)
-                    case 5: location.isFolded = try integer(value) != 0
-                    default: break
-                    }
-                }
-                locations.append(location)
-            case 5:
-                var function: (UInt64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0)
-                try forEachField(try message(value)) { field, value in
-                    switch field {
-                    case 1: function.0 = try integer(value)
-                    case 2: function.1 = try signed(value)
-                    case 3: function.2 = try signed(value)
-                    case 4: function.3 = try signed(value)
-                    case 5: function.4 = try signed(value)
-                    default: break
-                    }
-                }
-                functions.append(function)
+                samples.append(try sample(try reader.message(wireType), &sampleCache, valueCount: sampleTypes.count))
+            case 3: mappings.append(try mapping(try reader.message(wireType)))
+            case 4: locations.append(try location(try reader.message(wireType)))
+            case 5: functions.append(try function(try reader.message(wireType)))
             case 6:
-                guard case .bytes(let b) = value else {
-                    throw PprofError.malformedProfile("string table entry is not bytes")
-                }
-                strings.append(String(decoding: b, as: UTF8.self))
-            case 7: dropFrames = try signed(value)
-            case 8: keepFrames = try signed(value)
-            case 9: timeNanos = try signed(value)
-            case 10: durationNanos = try signed(value)
-            case 11: periodType = try valueType(try message(value))
-            case 12: period = try signed(value)
-            case 13:
-                var indices: [UInt64] = []
-                try appendIntegers(value, to: &indices)
-                comments.append(contentsOf: indices.map { Int64(bitPattern: $0) })
-            case 14: defaultSampleType = try signed(value)
-            default: break
+                guard wireType == 2 else { throw reader.malformed("string table entry of wire type \(wireType)") }
+                strings.append(String(decoding: try reader.lengthDelimited(), as: UTF8.self))
+            case 7: dropFrames = try reader.signed(wireType)
+            case 8: keepFrames = try reader.signed(wireType)
+            case 9: profile.timeNanos = try reader.signed(wireType)
+            case 10: profile.durationNanos = try reader.signed(wireType)
+            case 11: periodType = try valueType(try reader.message(wireType))
+            case 12: profile.period = try reader.signed(wireType)
+            case 13: try reader.appendIntegers(wireType, to: &comments)
+            case 14: defaultSampleType = try reader.signed(wireType)
+            default: try reader.skip(wireType)
             }
         }
 
-        guard strings.first == "" else { throw PprofError.malformedProfile("string table does not start with \"\"") }
+        guard strings.first == "" else {
+            throw PprofError.malformedProfile(
+                strings.isEmpty ? "no string table" : "string table does not start with \"\""
+            )
+        }
         func string(_ index: Int64) throws -> String {
-            guard index >= 0, index < Int64(strings.count) else {
+            guard index >= 0, index < strings.count else {
                 throw PprofError.malformedProfile("string index \(index) out of range (table has \(strings.count))")
             }
             return strings[Int(index)]
         }
 
-        var profile = ProfileData()
-        profile.sampleTypes = try sampleTypes.map {
-            ProfileData.ValueType(type: try string($0.0), unit: try string($0.1))
-        }
-        profile.mappings = try mappings.map { mapping, file, buildID in
-            var mapping = mapping
-            mapping.filename = try string(file)
-            mapping.buildID = try string(buildID)
+        profile.sampleTypes = try sampleTypes.map { .init(type: try string($0.type), unit: try string($0.unit)) }
+        profile.periodType = try periodType.map { .init(type: try string($0.type), unit: try string($0.unit)) }
+        profile.dropFrames = try string(dropFrames)
+        profile.keepFrames = try string(keepFrames)
+        profile.comments = try comments.map { try string($0) }
+        profile.defaultSampleType = try string(defaultSampleType)
+        profile.mappings = try mappings.map { raw in
+            var mapping = raw.mapping
+            mapping.filename = try string(raw.filename)
+            mapping.buildID = try string(raw.buildID)
             return mapping
         }
         profile.functions = try functions.map {
             ProfileData.Function(
-                id: $0.0,
-                name: try string($0.1),
-                systemName: try string($0.2),
-                filename: try string($0.3),
-                startLine: $0.4
+                id: $0.id,
+                name: try string($0.name),
+                systemName: try string($0.systemName),
+                filename: try string($0.filename),
+                startLine: $0.startLine
             )
         }
         profile.locations = locations
-        profile.samples = try samples.map { ids, values, labels in
-            guard values.count == sampleTypes.count else {
+        if !samples.isEmpty, sampleTypes.isEmpty {
+            throw PprofError.malformedProfile("samples without sample types")
+        }
+        profile.samples.reserveCapacity(samples.count)
+        for raw in samples {
+            guard raw.values.count == sampleTypes.count else {
                 throw PprofError.malformedProfile(
-                    "sample has \(values.count) values for \(sampleTypes.count) sample types"
+                    "sample has \(raw.values.count) values for \(sampleTypes.count) sample types"
                 )
             }
-            let labels = try labels.map { raw -> ProfileData.Label in
-                // As google/pprof reads it: a nonzero string index makes a string label, else numeric.
-                if raw.string != 0 {
-                    return ProfileData.Label(key: try string(raw.key), string: try string(raw.string))
+            var labels: [ProfileData.Label] = []
+            if !raw.labels.isEmpty {
+                labels.reserveCapacity(raw.labels.count)
+                for label in raw.labels {
+                    // As google/pprof reads it: a string index makes a string label, a number or a
+                    // unit a numeric one; a label with neither says nothing and is dropped.
+                    if label.string != 0 {
+                        labels.append(.init(key: try string(label.key), string: try string(label.string)))
+                    } else if label.number != 0 || label.unit != 0 {
+                        let unit = label.unit != 0 ? try string(label.unit) : nil
+                        labels.append(.init(key: try string(label.key), number: label.number, unit: unit))
+                    } else {
+                        _ = try string(label.key)
+                    }
                 }
-                return ProfileData.Label(
-                    key: try string(raw.key),
-                    number: raw.number,
-                    unit: raw.unit != 0 ? try string(raw.unit) : nil
-                )
             }
-            return ProfileData.Sample(locationIDs: ids, values: values, labels: labels)
+            profile.samples.append(.init(locationIDs: raw.locationIDs, values: raw.values, labels: labels))
         }
-        profile.dropFrames = try string(dropFrames)
-        profile.keepFrames = try string(keepFrames)
-        profile.timeNanos = timeNanos
-        profile.durationNanos = durationNanos
-        profile.periodType = try periodType.map {
-            ProfileData.ValueType(type: try string($0.0), unit: try string($0.1))
-        }
-        profile.period = period
-        profile.comments = try comments.map { try string($0) }
-        profile.defaultSampleType = try string(defaultSampleType)
         try profile.validateReferences()
         return profile
+    }
+
+    static func valueType(_ data: UnsafeRawBufferPointer) throws -> (type: Int64, unit: Int64) {
+        var result: (type: Int64, unit: Int64) = (0, 0)
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: result.type = try reader.signed(wireType)
+            case 2: result.unit = try reader.signed(wireType)
+            default: try reader.skip(wireType)
+            }
+        }
+        return result
+    }
+
+    /// The previous sample's packed location IDs: consecutive samples often share a stack (this
+    /// library writes them grouped), and then share one array instead of decoding it again.
+    struct SampleCache {
+        var packedLocations: UnsafeRawBufferPointer?
+        var locationIDs: [UInt64] = []
+    }
+
+    static func sample(_ data: UnsafeRawBufferPointer, _ cache: inout SampleCache, valueCount: Int) throws -> RawSample
+    {
+        var sample = RawSample()
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1 where wireType == 2 && sample.locationIDs.isEmpty:
+                let packed = try reader.lengthDelimited()
+                if let previous = cache.packedLocations, previous.count == packed.count,
+                    previous.count == 0 || memcmp(previous.baseAddress!, packed.baseAddress!, packed.count) == 0
+                {
+                    sample.locationIDs = cache.locationIDs
+                } else {
+                    sample.locationIDs = try WireReader.packedIntegers(packed)
+                    cache.packedLocations = packed
+                    cache.locationIDs = sample.locationIDs
+                }
+            case 1: try reader.appendIntegers(wireType, to: &sample.locationIDs)
+            case 2:
+                if sample.values.isEmpty { sample.values.reserveCapacity(valueCount) }
+                try reader.appendIntegers(wireType, to: &sample.values)
+            case 3: sample.labels.append(try label(try reader.message(wireType)))
+            default: try reader.skip(wireType)
+            }
+        }
+        return sample
+    }
+
+    static func label(_ data: UnsafeRawBufferPointer) throws -> RawLabel {
+        var label = RawLabel()
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: label.key = try reader.signed(wireType)
+            case 2: label.string = try reader.signed(wireType)
+            case 3: label.number = try reader.signed(wireType)
+            case 4: label.unit = try reader.signed(wireType)
+            default: try reader.skip(wireType)
+            }
+        }
+        return label
+    }
+
+    static func mapping(_ data: UnsafeRawBufferPointer) throws -> RawMapping {
+        var raw = RawMapping()
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: raw.mapping.id = try reader.integer(wireType)
+            case 2: raw.mapping.memoryStart = try reader.integer(wireType)
+            case 3: raw.mapping.memoryLimit = try reader.integer(wireType)
+            case 4: raw.mapping.fileOffset = try reader.integer(wireType)
+            case 5: raw.filename = try reader.signed(wireType)
+            case 6: raw.buildID = try reader.signed(wireType)
+            case 7: raw.mapping.hasFunctions = try reader.integer(wireType) != 0
+            case 8: raw.mapping.hasFilenames = try reader.integer(wireType) != 0
+            case 9: raw.mapping.hasLineNumbers = try reader.integer(wireType) != 0
+            case 10: raw.mapping.hasInlineFrames = try reader.integer(wireType) != 0
+            default: try reader.skip(wireType)
+            }
+        }
+        return raw
+    }
+
+    static func location(_ data: UnsafeRawBufferPointer) throws -> ProfileData.Location {
+        var location = ProfileData.Location(id: 0, mappingID: 0, address: 0, lines: [])
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: location.id = try reader.integer(wireType)
+            case 2: location.mappingID = try reader.integer(wireType)
+            case 3: location.address = try reader.integer(wireType)
+            case 4: location.lines.append(try line(try reader.message(wireType)))
+            case 5: location.isFolded = try reader.integer(wireType) != 0
+            default: try reader.skip(wireType)
+            }
+        }
+        return location
+    }
+
+    static func line(_ data: UnsafeRawBufferPointer) throws -> ProfileData.Line {
+        var line = ProfileData.Line(functionID: 0, line: 0)
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: line.functionID = try reader.integer(wireType)
+            case 2: line.line = try reader.signed(wireType)
+            case 3: line.column = try reader.signed(wireType)
+            default: try reader.skip(wireType)
+            }
+        }
+        return line
+    }
+
+    static func function(_ data: UnsafeRawBufferPointer) throws -> RawFunction {
+        var function = RawFunction()
+        var reader = WireReader(data)
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.nextKey()
+            switch field {
+            case 1: function.id = try reader.integer(wireType)
+            case 2: function.name = try reader.signed(wireType)
+            case 3: function.systemName = try reader.signed(wireType)
+            case 4: function.filename = try reader.signed(wireType)
+            case 5: function.startLine = try reader.signed(wireType)
+            default: try reader.skip(wireType)
+            }
+        }
+        return function
     }
 }
 
 extension ProfileData {
-    /// Checks what google/pprof's parser checks: IDs are nonzero and unique, and every reference
-    /// (sample → location, location → mapping, line → function) resolves.
+    /// Checks what google/pprof's `CheckValid` checks, and a little more: IDs are nonzero and
+    /// unique, every sample has one value per sample type, and every reference (sample → location,
+    /// location → mapping, line → function) resolves.
     func validateReferences() throws {
-        var mappingIDs = Set<UInt64>()
-        for mapping in mappings {
-            guard mapping.id != 0, mappingIDs.insert(mapping.id).inserted else {
-                throw PprofError.malformedProfile("mapping id \(mapping.id) is zero or repeated")
-            }
-        }
-        var functionIDs = Set<UInt64>()
-        for function in functions {
-            guard function.id != 0, functionIDs.insert(function.id).inserted else {
-                throw PprofError.malformedProfile("function id \(function.id) is zero or repeated")
-            }
-        }
-        var locationIDs = Set<UInt64>()
+        let mappingIDs = try IDIndex(mappings.map(\.id), kind: "mapping")
+        let functionIDs = try IDIndex(functions.map(\.id), kind: "function")
+        let locationIDs = try IDIndex(locations.map(\.id), kind: "location")
         for location in locations {
-            guard location.id != 0, locationIDs.insert(location.id).inserted else {
-                throw PprofError.malformedProfile("location id \(location.id) is zero or repeated")
-            }
-            guard location.mappingID == 0 || mappingIDs.contains(location.mappingID) else {
+            guard location.mappingID == 0 || mappingIDs[location.mappingID] != nil else {
                 throw PprofError.malformedProfile(
                     "location \(location.id) refers to unknown mapping \(location.mappingID)"
                 )
             }
-            for line in location.lines where !functionIDs.contains(line.functionID) {
+            for line in location.lines where functionIDs[line.functionID] == nil {
                 throw PprofError.malformedProfile(
                     "location \(location.id) refers to unknown function \(line.functionID)"
                 )
             }
         }
         for sample in samples {
-            for id in sample.locationIDs where !locationIDs.contains(id) {
+            guard sample.values.count == sampleTypes.count else {
+                throw PprofError.malformedProfile(
+                    "sample has \(sample.values.count) values for \(sampleTypes.count) sample types"
+                )
+            }
+            for id in sample.locationIDs where locationIDs[id] == nil {
                 throw PprofError.malformedProfile("sample refers to unknown location \(id)")
             }
         }

@@ -73,15 +73,17 @@ struct ByteReader {
     mutating func sleb128() throws -> Int64 {
         var result: Int64 = 0
         var shift: Int64 = 0
-        var byte: UInt8
-        repeat {
-            byte = try u8()
+        while true {
+            let byte = try u8()
             if shift < 64 { result |= Int64(byte & 0x7f) << shift }
             shift += 7
+            if byte & 0x80 == 0 {
+                // Sign-extend. (Not `-(1 << shift)`: that overflows, and traps, for shift 63.)
+                if shift < 64, byte & 0x40 != 0 { result |= Int64(bitPattern: UInt64.max << UInt64(shift)) }
+                return result
+            }
             if shift >= 70 { throw Malformed(offset: offset, reason: "varint longer than 10 bytes") }
-        } while byte & 0x80 != 0
-        if shift < 64, byte & 0x40 != 0 { result |= -(Int64(1) << shift) }
-        return result
+        }
     }
 
     mutating func bytes(_ count: Int) throws -> UnsafeRawBufferPointer {

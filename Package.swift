@@ -32,14 +32,29 @@ let package = Package(
         ),
         // C code the helper's scenarios call (a C library's view of locks, allocation…).
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        // A Swift program that knows nothing of swift-pprof: the LD_PRELOAD tests and the heaptrack
+        // comparison run it.
+        .executableTarget(
+            name: "pprof-plain-workload",
+            dependencies: ["PprofWorkload"],
+            path: "Tests/pprof-plain-workload"
+        ),
+        .target(name: "PprofWorkload", path: "Tests/PprofWorkload"),
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(
             name: "pprof-bench",
-            dependencies: ["Pprof", "PprofHooks", "PprofBenchSupport"],
+            dependencies: ["Pprof", "PprofHooks", "PprofBenchSupport", "PprofWorkload"],
             path: "Benchmarks/pprof-bench"
         ),
         // C for the benchmarks: code without frame pointers and measuring signal handlers.
         .target(name: "PprofBenchSupport", dependencies: ["CPprof"], path: "Benchmarks/PprofBenchSupport"),
-        .testTarget(name: "PprofTests", dependencies: ["Pprof"]),
+        // C test support: signal handlers that tests use to observe what profiler handlers see.
+        .target(
+            name: "CPprofTestSupport",
+            dependencies: ["CPprof"],
+            path: "Tests/CPprofTestSupport",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .testTarget(name: "PprofTests", dependencies: ["Pprof", "CPprofTestSupport"]),
     ]
 )

@@ -10,6 +10,8 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("cpu", CPUBenchmarks.run),
     ("delta", DeltaBenchmarks.run),
     ("format", FormatBenchmarks.run),
+    ("labels", LabelBenchmarks.run),
+    ("heap", HeapBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -81,6 +81,12 @@ uint32_t pp_stack_table_intern(pp_stack_table *table, const uintptr_t *pcs, int 
         struct stack_slot *slot = &table->slots[(hash + probe) & table->slot_mask];
         uint32_t state = __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE);
         if (state == 0) {
+            // Full: drop without claiming the slot. A claimed slot would stay BUSY forever, and once
+            // every slot was BUSY each new stack would probe the whole table.
+            if (__atomic_load_n(&table->count, __ATOMIC_RELAXED) >= table->capacity ||
+                (uint64_t)__atomic_load_n(&table->frames_used, __ATOMIC_RELAXED) + (uint64_t)count >
+                    table->frame_capacity)
+                break;
             uint32_t expected = 0;
             if (!__atomic_compare_exchange_n(&slot->state, &expected, SLOT_BUSY, 0, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE)) {

@@ -15,7 +15,7 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
         case .threadcreate:
             return ThreadProfiles.threadCreateCount
         case .heap, .allocs:
-            return 0
+            return HeapProfileWriter.recordCount
         case .block:
             return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
         case .mutex:
@@ -29,8 +29,10 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
             try ThreadProfiles.writeGoroutine(to: sink, debug: debug)
         case .threadcreate:
             try ThreadProfiles.writeThreadCreate(to: sink, debug: debug)
-        case .heap, .allocs:
-            throw PprofError.unavailable("the \(rawValue) profile is not implemented yet")
+        case .heap:
+            try HeapProfileWriter(kind: .heap).write(to: sink, debug: debug)
+        case .allocs:
+            try HeapProfileWriter(kind: .allocs).write(to: sink, debug: debug)
         case .block:
             try ContentionProfile.snapshot(.block).write(to: sink, debug: debug)
         case .mutex:

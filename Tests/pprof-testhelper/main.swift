@@ -3,6 +3,11 @@
 import Foundation
 
 let scenarios: [String: ([String]) throws -> Void] = [
+    "heap-sites": HeapScenarios.sites,
+    "heap-churn": HeapScenarios.churn,
+    "heap-exact": HeapScenarios.exact,
+    "heap-stress": HeapScenarios.stress,
+    "heap-lifecycle": HeapScenarios.lifecycle,
     "trap-duplicate-name": RegistryScenarios.duplicateName,
     "trap-empty-name": RegistryScenarios.emptyName,
     "trap-duplicate-value": RegistryScenarios.duplicateValue,
@@ -31,6 +36,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
+    "labels-handler-situations": LabelScenarios.handlerSituations,
+    "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -4,6 +4,7 @@
 #include "pp_contention.h"
 #include "pp_cpu.h"
 #include "pp_demangle.h"
+#include "pp_heap.h"
 #include "pp_images.h"
 #include "pp_labels.h"
 #include "pp_signals.h"

@@ -1,11 +1,62 @@
 // Profiler labels as seen from signal handlers.
+//
+// A label set in force is a Swift object (Pprof's LabelStorage) that embeds a pp_label_node at a
+// fixed offset. It is in force on a thread through the task-local that withProfileLabels binds
+// (read with the Concurrency runtime's swift_task_localValueGet) or through the thread's own slot
+// (ProfileLabels.setForCurrentThread). The handler reads the node's tag and marks the node
+// sampled; sampled nodes are pushed on a lock-free stack that the Swift side drains, so tags stay
+// resolvable after the label set dies (see LabelTags.swift).
 #ifndef PP_LABELS_H
 #define PP_LABELS_H
 
 #include <stdint.h>
 
+// Embedded in every label-set object. Written by the Swift side before the object is published,
+// then only through the functions below.
+typedef struct pp_label_node {
+    uint64_t tag;                // nonzero and never reused in the process's life
+    struct pp_label_node *next;  // link on the sampled stack
+    uint32_t sampled;            // 0 until a handler has returned `tag`; never reset
+    uint32_t reserved;
+} pp_label_node;
+
 // The label-set tag in force on the calling thread (for a Swift task: the task's), 0 for none.
-// Async-signal-safe: no locks, no allocation.
+// Async-signal-safe: no locks, no allocation, no syscalls, errno untouched. Marks the set sampled.
 uint64_t pp_labels_current(void);
+
+// --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
+
+// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset
+// from a label-set object to its node, and the function that releases a thread's label set when
+// the thread exits. Call once, before handlers may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
+// Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).
+int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*release_object)(void *));
+
+// 1 if handlers read task labels (pp_labels_install returned 1), else 0.
+int pp_labels_task_labels_readable(void);
+
+// The label-set object in force on the calling thread (not retained; same rules as
+// pp_labels_current, without marking it sampled), or NULL. Only when task labels are readable.
+void *pp_labels_object_in_force(void);
+
+// 1 if the calling thread is running a Swift task (swift_task_getCurrent() != NULL), else 0. No
+// reference counting, unlike withUnsafeCurrentTask.
+int pp_labels_task_running(void);
+
+// A fresh tag: nonzero, unique for the life of the process. Cheap: per-thread blocks.
+uint64_t pp_labels_next_tag(void);
+
+// Replaces the calling thread's label set (a retained object pointer, or NULL) and returns the
+// previous one, which the caller now owns. The set is released when the thread exits.
+void *pp_labels_thread_exchange(void *object);
+
+// The calling thread's label-set object (not retained), or NULL.
+void *pp_labels_thread_get(void);
+
+// 1 once a handler has returned the node's tag.
+uint32_t pp_label_node_sampled(const pp_label_node *node);
+
+// Takes every node sampled since the last call, as a NULL-terminated chain through `next`.
+pp_label_node *pp_labels_take_sampled(void);
 
 #endif

@@ -40,7 +40,7 @@ struct ChildProcess {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try withDefaultSignalMask { try process.run() }
         // Read both pipes fully before waiting, so a chatty child cannot block on a full pipe.
         let stderrBox = DataBox()
         let done = DispatchSemaphore(value: 0)

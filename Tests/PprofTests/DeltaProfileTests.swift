@@ -43,6 +43,17 @@ import Testing
             return sum
         }
 
+        /// The samples with a frame whose function name contains `site`.
+        func samples(at site: String) -> [ProfileData.Sample] {
+            let names = Dictionary(uniqueKeysWithValues: data.functions.map { ($0.id, $0.name) })
+            let locations = Dictionary(uniqueKeysWithValues: data.locations.map { ($0.id, $0) })
+            return data.samples.filter { sample in
+                sample.locationIDs.contains { id in
+                    (locations[id]?.lines ?? []).contains { (names[$0.functionID] ?? "").contains(site) }
+                }
+            }
+        }
+
         /// `self − other`, stack by stack, leaving out stacks whose difference is all zero.
         func subtracting(_ other: StackValues) -> [[String]: [Int64]] {
             var result = byStack
@@ -50,6 +61,11 @@ import Testing
                 result[stack] = zip(result[stack] ?? values.map { _ in 0 }, values).map { $0 - $1 }
             }
             return result.filter { $0.value.contains { $0 != 0 } }
+        }
+
+        /// Only the values at `columns`, leaving out stacks where those are all zero.
+        static func columns(_ values: [[String]: [Int64]], _ columns: Range<Int>) -> [[String]: [Int64]] {
+            values.mapValues { Array($0[columns]) }.filter { $0.value.contains { $0 != 0 } }
         }
 
         static func sum(_ profiles: [StackValues]) -> [[String]: [Int64]] {
@@ -178,14 +194,117 @@ import Testing
             let traces = try ContentionTests.runTool(go, ["tool", "pprof", "-traces", path])
             #expect(traces.text.contains(site), "\(file): \(traces.text)")
         }
+        let heap = try ContentionTests.run("delta-heap")
+        for (index, type) in ["alloc_space", "inuse_space"].enumerated() {
+            let path = heap.directory.appendingPathComponent("heap-d2.pb.gz").path
+            let output = try ContentionTests.runTool(go, ["tool", "pprof", "-top", "-sample_index=\(type)", path])
+            #expect(output.status == 0, "go tool pprof -top heap-d2: \(output.text)")
+            #expect(output.text.contains("Type: \(type)"), "\(output.text)")
+            // alloc_space since d1: B only; in use: A and B.
+            #expect(output.text.contains("deltaHeapSiteB"), "\(output.text)")
+            #expect(output.text.contains("deltaHeapSiteA") == (index == 1), "\(output.text)")
+        }
+    }
+
+    // MARK: Heap (helper)
+
+    @Test func scriptedHeapGivesExactDeltasPerSite() throws {
+        let run = try ContentionTests.run("delta-heap")
+        #expect(run.truth["rethrown"] as? Bool == true)
+        // At rate 1: 100 × 1000 B at A; then 50 × 3000 B at B; then A freed; then (after a failed
+        // write) 100 × 1000 B at A again. "d" is called after every phase, "e" after the 2nd and 3rd.
+        let a: [Int64] = [100, 100_000, 100, 100_000]
+        let b: [Int64] = [50, 150_000, 50, 150_000]
+        let expected: [(String, [Int64], [Int64])] = [
+            ("d1", a, [0, 0, 0, 0]),
+            ("d2", [0, 0, 100, 100_000], b),
+            ("d3", [0, 0, 0, 0], [0, 0, 50, 150_000]),
+            ("d4", a, [0, 0, 50, 150_000]),
+            ("e1", a, b),
+            ("e2", [0, 0, 0, 0], [0, 0, 50, 150_000]),
+        ]
+        let cumulative = try run.stackValues("heap-c4")
+        for (tag, siteA, siteB) in expected {
+            let delta = try run.stackValues("heap-\(tag)")
+            #expect(delta.total(at: "deltaHeapSiteA") == siteA, "\(tag) A")
+            #expect(delta.total(at: "deltaHeapSiteB") == siteB, "\(tag) B")
+            // A site with nothing new and nothing in use is left out.
+            for (site, values) in [("deltaHeapSiteA", siteA), ("deltaHeapSiteB", siteB)]
+            where values.allSatisfy({ $0 == 0 }) {
+                #expect(!delta.byStack.keys.contains { $0.contains { $0.contains(site) } }, "\(tag) \(site)")
+            }
+            Self.expectNoZeroOrNegativeSamples(delta, "heap-\(tag)")
+            // The heap profile's types, units and period, without a default sample type.
+            #expect(delta.data.sampleTypes == cumulative.data.sampleTypes)
+            #expect(delta.data.periodType == cumulative.data.periodType)
+            #expect(delta.data.period == 1)
+            #expect(delta.data.defaultSampleType == "")
+            #expect(delta.data.durationNanos == 0)
+        }
+        // Each site's samples carry the allocation size as the `bytes` label.
+        let d2 = try run.stackValues("heap-d2")
+        for (site, size) in [("deltaHeapSiteA", Int64(1000)), ("deltaHeapSiteB", 3000)] {
+            let labels = d2.samples(at: site).map { $0.labels.first { $0.key == "bytes" }?.number }
+            #expect(!labels.isEmpty && labels.allSatisfy { $0 == size }, "\(site): \(labels)")
+        }
+    }
+
+    @Test func heapDeltasAddUpToTheCumulativeProfile() throws {
+        let run = try ContentionTests.run("delta-heap")
+        let c = try (0...4).map { try run.stackValues("heap-c\($0)") }
+        let d = try (1...4).map { try run.stackValues("heap-d\($0)") }
+        let e = try (1...2).map { try run.stackValues("heap-e\($0)") }
+        let empty = StackValues(ProfileData(sampleTypes: c[0].data.sampleTypes))
+        func allocated(_ values: [[String]: [Int64]]) -> [[String]: [Int64]] { StackValues.columns(values, 0..<2) }
+        func inUse(_ values: [[String]: [Int64]]) -> [[String]: [Int64]] { StackValues.columns(values, 2..<4) }
+        // alloc_*: exactly the cumulative profile's change since the profiler's previous call.
+        let pairs: [(StackValues, StackValues, StackValues, String)] = [
+            (d[0], c[1], empty, "d1"), (d[1], c[2], c[1], "d2"), (d[2], c[3], c[2], "d3"), (d[3], c[4], c[3], "d4"),
+            (e[0], c[2], empty, "e1"), (e[1], c[3], c[2], "e2"),
+        ]
+        for (delta, now, before, tag) in pairs {
+            #expect(allocated(delta.byStack) == allocated(now.subtracting(before)), "\(tag) alloc")
+            // inuse_*: absolute, the cumulative profile's at the same moment.
+            #expect(inUse(delta.byStack) == inUse(now.byStack), "\(tag) inuse")
+        }
+        #expect(allocated(StackValues.sum(d)) == allocated(c[4].byStack))
+        #expect(allocated(StackValues.sum(e)) == allocated(c[3].byStack))
+        #expect(!inUse(c[4].byStack).isEmpty)
+    }
+
+    @Test func concurrentHeapDeltasAtASampledRateAddUpExactly() throws {
+        let run = try ContentionTests.run("delta-heap-concurrent")
+        #expect(run.number("failures") == 0)
+        let count = Int(run.number("deltas"))
+        #expect(count >= 7)
+        let deltas = try (0..<count).map { try run.stackValues("heap-\($0)") }
+        let cumulative = try run.stackValues("heap-cumulative")
+        #expect(cumulative.data.period == 4096)
+        // Scaled values (rate 4096, objects of 16 B…64 KiB): the sums are still exact, stack by
+        // stack, because each delta is a difference of scaled cumulative values.
+        #expect(
+            StackValues.columns(StackValues.sum(deltas), 0..<2) == StackValues.columns(cumulative.byStack, 0..<2)
+        )
+        #expect(
+            StackValues.columns(deltas.last!.byStack, 2..<4) == StackValues.columns(cumulative.byStack, 2..<4)
+        )
+        let churn = cumulative.total(at: "deltaHeapChurnSite")
+        #expect(churn[0] > 0 && churn[1] > churn[0] * 16)
+        #expect(deltas.filter { $0.total(at: "deltaHeapChurnSite")[0] > 0 }.count >= 2)
+        for (index, delta) in deltas.enumerated() {
+            Self.expectNoZeroOrNegativeSamples(delta, "heap-\(index)")
+            #expect(delta.data.period == 4096)
+        }
     }
 
     // MARK: Without hooks (this process)
 
     @Test func withoutHooksDeltaProfilersSayNothingIsInstalled() throws {
         #expect(pp_contention_hooks_installed() == 0)
+        #expect(!HeapProfile.isInstalled)
         let profilers: [(String, (ProfileBuffer) throws -> Void)] = [
             ("block", DeltaBlockProfiler().profile(to:)), ("mutex", DeltaMutexProfiler().profile(to:)),
+            ("heap", DeltaHeapProfiler().profile(to:)),
         ]
         for (name, profile) in profilers {
             let cumulative = #expect(throws: PprofError.self) {
@@ -272,6 +391,72 @@ import Testing
         #expect(data.samples.map(\.values) == [[1, 400], [1, 100]])
         #expect(data.timeNanos == 2_000 && data.durationNanos == 1_000)
         #expect(data.comments.contains { $0.contains("1 stacks could not be stored") })
+    }
+
+    @Test func heapChangeSubtractsScaledValuesAndNeverGoesNegative() {
+        func record(_ id: UInt32, size: UInt64, allocated: Int64, freed: Int64) -> HeapSnapshot.Record {
+            let bytes = Int64(size)
+            return HeapSnapshot.Record(
+                stack: [],
+                size: size,
+                allocObjects: allocated,
+                allocBytes: allocated * bytes,
+                freeObjects: freed,
+                freeBytes: freed * bytes,
+                stackID: id
+            )
+        }
+        var stats = pp_heap_stats()
+        stats.sample_rate = 4096
+        var snapshot = HeapSnapshot(
+            records: [record(1, size: 100, allocated: 10, freed: 0), record(2, size: 5000, allocated: 3, freed: 1)],
+            stats: stats
+        )
+        var stacksRead: [UInt32] = []
+        let stack: (HeapSnapshot.Record) -> [UInt] = {
+            stacksRead.append($0.stackID)
+            return [0x1000 * UInt($0.stackID)]
+        }
+        // The first change is the whole cumulative profile, record by record.
+        let first = snapshot.change(since: DeltaBaseline(), stack: stack)
+        let cumulative = snapshot.records.map { snapshot.sample(of: $0, stack: []) }
+        #expect(first.samples.map(\.allocated) == cumulative.map(\.allocated))
+        #expect(first.samples.map(\.inUse) == cumulative.map(\.inUse))
+        #expect(first.samples.map(\.size) == [100, 5000])
+        #expect(first.samples.map(\.stack) == [[0x1000], [0x2000]])
+        #expect(cumulative[0].allocated.count > 10)  // scaled: small objects stand for many
+        // Then: the difference of the scaled values; record 2, with nothing new and nothing in use,
+        // is left out and its stack is not even read.
+        snapshot.records = [
+            record(1, size: 100, allocated: 25, freed: 20), record(2, size: 5000, allocated: 3, freed: 3),
+        ]
+        stacksRead = []
+        let second = snapshot.change(since: first.next, stack: stack)
+        let now = snapshot.sample(of: snapshot.records[0], stack: [])
+        #expect(second.samples.count == 1)
+        #expect(stacksRead == [1])
+        #expect(second.samples.first?.allocated == now.allocated - cumulative[0].allocated)
+        #expect(second.samples.first?.inUse == now.inUse)
+        #expect(first.samples[0].allocated + second.samples[0].allocated == now.allocated)
+        // A lowered rate shrinks what was recorded (small objects stand for fewer): no negative
+        // allocation is reported, in-use values still are, and the baseline waits...
+        snapshot.stats.sample_rate = 512
+        let third = snapshot.change(since: second.next, stack: stack)
+        #expect(third.samples.map(\.allocated) == [.zero])
+        #expect(third.samples.map(\.inUse) == [snapshot.sample(of: snapshot.records[0], stack: []).inUse])
+        // ...until the scaled total has grown past what was reported: then it is the difference.
+        snapshot.records[0] = record(1, size: 100, allocated: 500, freed: 20)
+        let fourth = snapshot.change(since: third.next, stack: stack)
+        let later = snapshot.sample(of: snapshot.records[0], stack: [])
+        #expect(fourth.samples.first?.allocated == later.allocated - now.allocated)
+        // Allocations that could not be recorded are a sample of their own, under a pseudo-frame.
+        snapshot.stats.dropped_objects = 2
+        snapshot.stats.dropped_bytes = 300
+        let fifth = snapshot.change(since: fourth.next, stack: stack)
+        #expect(fifth.samples.count == 2)
+        #expect(fifth.samples.last?.stack == [SyntheticFrame.lostSamples.rawValue])
+        #expect(fifth.samples.last?.allocated == snapshot.droppedSample?.allocated)
+        #expect(fifth.samples.last?.inUse == .zero)
     }
 
     @Test func aFailedWriteIsReportedAgainByTheNextCall() throws {

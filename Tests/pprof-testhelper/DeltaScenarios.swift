@@ -1,3 +1,4 @@
+import CPprof
 import CTestSupport
 import Foundation
 import Pprof
@@ -7,6 +8,130 @@ import Synchronization
 /// profiles it takes and the cumulative profiles after them into the directory given as its first
 /// argument, and prints what it knows as JSON on stdout.
 enum DeltaScenarios {
+    // MARK: Heap, scripted
+
+    /// `delta-heap <dir>`: at sample rate 1, 100 objects of 1000 bytes allocated at
+    /// `deltaHeapSiteA`, then 50 of 3000 bytes at `deltaHeapSiteB`, then A's freed. A "d" delta
+    /// profiler is called after every phase, an "e" one after the second and third; the cumulative
+    /// heap profile is written after each call (`heap-<tag>.pb.gz`, `heap-c<n>.pb.gz`). Everything
+    /// between the phases runs with this thread's sampling paused, so the sites are all that is
+    /// sampled between a delta and its cumulative twin.
+    static func heap(_ arguments: [String]) throws {
+        let directory = arguments[0]
+        let first = DeltaHeapProfiler()
+        let second = DeltaHeapProfiler()
+        let siteA = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 100)
+        let siteB = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 50)
+        func heapProfiles(_ deltas: [(DeltaHeapProfiler, String)], cumulative: String) throws {
+            pp_heap_pause_thread()
+            defer { pp_heap_resume_thread() }
+            for (profiler, tag) in deltas { try writeHeapDelta(profiler, to: "\(directory)/heap-\(tag).pb.gz") }
+            try writeProfile("heap", debug: 0, to: "\(directory)/heap-\(cumulative).pb.gz")
+        }
+        try heapProfiles([], cumulative: "c0")
+        HeapProfile.sampleRate = 1
+        deltaHeapSiteA(siteA, size: 1000)
+        try heapProfiles([(first, "d1")], cumulative: "c1")
+        deltaHeapSiteB(siteB, size: 3000)
+        try heapProfiles([(first, "d2"), (second, "e1")], cumulative: "c2")
+        deltaHeapFree(siteA)
+        try heapProfiles([(first, "d3"), (second, "e2")], cumulative: "c3")
+        // A sink that fails: its error comes back and the change is reported by the next call.
+        deltaHeapSiteA(siteA, size: 1000)
+        var rethrown = false
+        do {
+            try first.profile(to: FailingSink())
+        } catch is FailingSink.Failure {
+            rethrown = true
+        }
+        try heapProfiles([(first, "d4")], cumulative: "c4")
+        print(#"{"rethrown": \#(rethrown)}"#)
+    }
+
+    /// `delta-heap-concurrent <dir>`: at sample rate 4096, three threads allocate and free objects
+    /// of random sizes at `deltaHeapChurnSite` while two others call one DeltaHeapProfiler over and
+    /// over; after the threads are joined, one last delta and the cumulative profile, both with
+    /// sampling paused (`heap-<n>.pb.gz`, `heap-cumulative.pb.gz`).
+    static func heapConcurrent(_ arguments: [String]) throws {
+        let directory = arguments[0]
+        HeapProfile.sampleRate = 4096
+        let delta = DeltaHeapProfiler()
+        let written = Mutex<[[UInt8]]>([])
+        let failures = Atomic(0)
+        let allocating = Atomic(3)
+        runThreads(5) { thread in
+            if thread < 3 {
+                deltaHeapChurnSite(seed: UInt64(thread + 1), rounds: 20_000)
+                allocating.subtract(1, ordering: .releasing)
+            } else {
+                var round = 0
+                while allocating.load(ordering: .acquiring) > 0 || round < 3 {
+                    let buffer = ProfileBuffer()
+                    do {
+                        try delta.profile(to: buffer)
+                        written.withLock { $0.append(buffer.bytes) }
+                    } catch {
+                        failures.add(1, ordering: .relaxed)
+                    }
+                    round += 1
+                    sleepMicros(5000)
+                }
+            }
+        }
+        pp_heap_pause_thread()
+        defer { pp_heap_resume_thread() }
+        let last = ProfileBuffer()
+        try delta.profile(to: last)
+        try writeProfile("heap", debug: 0, to: "\(directory)/heap-cumulative.pb.gz")
+        let profiles = written.withLock { $0 } + [last.bytes]
+        for (index, bytes) in profiles.enumerated() {
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/heap-\(index).pb.gz"))
+        }
+        print(#"{"deltas": \#(profiles.count), "failures": \#(failures.load(ordering: .relaxed))}"#)
+    }
+
+    static func writeHeapDelta(_ profiler: DeltaHeapProfiler, to path: String) throws {
+        let buffer = ProfileBuffer()
+        try profiler.profile(to: buffer)
+        try Data(buffer.bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Fills `slots` with objects of `size` bytes: one stack, one size.
+    @inline(never) static func deltaHeapSiteA(_ slots: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>, size: Int)
+    {
+        for index in slots.indices { slots[index] = malloc(size) }
+        keepFrame()
+    }
+
+    @inline(never) static func deltaHeapSiteB(_ slots: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>, size: Int)
+    {
+        for index in slots.indices { slots[index] = malloc(size) }
+        keepFrame()
+    }
+
+    static func deltaHeapFree(_ slots: UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>) {
+        for index in slots.indices {
+            free(slots[index])
+            slots[index] = nil
+        }
+    }
+
+    /// Allocates objects of 16…64 KiB bytes into 64 slots, freeing what a slot held before.
+    @inline(never) static func deltaHeapChurnSite(seed: UInt64, rounds: Int) {
+        var state = seed
+        let slots = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 64)
+        slots.initialize(repeating: nil)
+        for _ in 0..<rounds {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let slot = Int(state >> 58)
+            free(slots[slot])
+            slots[slot] = malloc(16 + Int((state >> 20) % (64 << 10)))
+        }
+        for slot in slots where slot != nil { free(slot) }
+        slots.deallocate()
+        keepFrame()
+    }
+
     // MARK: Block and mutex, scripted
 
     /// `delta-contention <dir>`: exactly 3 contended lock/unlock rounds at site A
@@ -73,9 +198,11 @@ enum DeltaScenarios {
         let contending = Atomic(4)
         let mutex = UncheckedSendable(UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1))
         pthread_mutex_init(mutex.value, nil)
+        // Symbol tables loaded now, so that the first delta calls are as quick as the later ones.
+        try writeCumulative(to: directory, tag: "warm-up")
         runThreads(7) { thread in
             if thread < 4 {
-                for _ in 0..<150 { concurrentSite(mutex.value) }
+                for _ in 0..<300 { concurrentSite(mutex.value) }
                 contending.subtract(1, ordering: .releasing)
             } else {
                 var round = 0
@@ -113,7 +240,7 @@ enum DeltaScenarios {
 
     @inline(never) static func concurrentSite(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
         pthread_mutex_lock(mutex)
-        sleepMicros(100)
+        sleepMicros(200)
         pthread_mutex_unlock(mutex)
         keepFrame()
     }

@@ -25,6 +25,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "contention-toggle": ContentionScenarios.toggle,
     "contention-fork": ContentionScenarios.forkWhileWaiting,
     "delta-contention": DeltaScenarios.contention,
+    "delta-heap": DeltaScenarios.heap,
+    "delta-heap-concurrent": DeltaScenarios.heapConcurrent,
     "delta-contention-concurrent": DeltaScenarios.contentionConcurrent,
     "cpu-accuracy": CPUScenarios.accuracy,
     "cpu-shares": CPUScenarios.shares,

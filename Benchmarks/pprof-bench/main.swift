@@ -12,6 +12,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("format", FormatBenchmarks.run),
     ("labels", LabelBenchmarks.run),
     ("heap", HeapBenchmarks.run),
+    ("symbols", SymbolBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -333,7 +333,12 @@ struct FormatGoToolTests {
                 for (index, line) in location.lines.enumerated() {
                     let function = profile.function(id: line.functionID)!
                     var name = function.name
-                    if withLines && line.line != 0 { name += " \(cleanPath(function.filename)):\(line.line)" }
+                    // pprof's NameComponents: file:line, or the file alone when the line is 0.
+                    if withLines && line.line != 0 {
+                        name += " \(cleanPath(function.filename)):\(line.line)"
+                    } else if withLines && !function.filename.isEmpty {
+                        name += " \(cleanPath(function.filename))"
+                    }
                     if index < location.lines.count - 1 { name += " (inline)" }
                     names.append(name)
                 }

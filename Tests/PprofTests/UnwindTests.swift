@@ -5,11 +5,14 @@ import Testing
 
 @_spi(Internals) @testable import Pprof
 
-/// Symbolized names of a captured stack, leaf first (entries are return addresses: look up entry - 1).
+/// Symbolized names of a captured stack, leaf first (entries are return addresses: look up entry - 1),
+/// with inlined frames expanded (glibc's debug file, when installed, shows `msort_with_tmp` inlined
+/// into `qsort_r`).
 func symbolNames(_ stack: [UInt]) -> [String] {
-    stack.map { entry in
-        if entry <= SyntheticFrame.maximumRawValue { return "<synthetic \(entry)>" }
-        return Symbolizer.shared.frames(at: entry - 1).first?.name ?? "0x\(String(entry, radix: 16))"
+    stack.flatMap { entry -> [String] in
+        if entry <= SyntheticFrame.maximumRawValue { return ["<synthetic \(entry)>"] }
+        let frames = Symbolizer.shared.frames(at: entry - 1).map(\.name)
+        return frames.isEmpty ? ["0x\(String(entry, radix: 16))"] : frames
     }
 }
 

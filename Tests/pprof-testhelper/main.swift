@@ -40,6 +40,9 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
     "labels-handler-situations": LabelScenarios.handlerSituations,
     "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,
+    "symbols-write-profile": SymbolScenarios.writeProfile,
+    "symbols-fuzz": SymbolScenarios.fuzz,
+    "symbols-replaced-executable": SymbolScenarios.replacedExecutable,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

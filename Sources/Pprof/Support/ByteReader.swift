@@ -38,6 +38,10 @@ struct ByteReader {
     mutating func u32() throws -> UInt32 {
         UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: try advance(4), as: UInt32.self))
     }
+    mutating func u24() throws -> UInt64 {
+        let start = try advance(3)
+        return UInt64(bytes[start]) | UInt64(bytes[start + 1]) << 8 | UInt64(bytes[start + 2]) << 16
+    }
     mutating func u64() throws -> UInt64 {
         UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: try advance(8), as: UInt64.self))
     }

@@ -35,6 +35,10 @@ final class ELFFile: @unchecked Sendable {
         var value: UInt64
         var size: UInt64
         var isFunction: Bool { info & 0xf == 2 /* STT_FUNC */ || info & 0xf == 10 /* STT_GNU_IFUNC */ }
+        /// STB_LOCAL 0, STB_GLOBAL 1, STB_WEAK 2, STB_GNU_UNIQUE 10.
+        var binding: UInt8 { info >> 4 }
+        /// Defined in a real section of the file (not undefined, absolute or common).
+        var isDefined: Bool { sectionIndex != 0 && sectionIndex < 0xff00 }
     }
 
     static let sectionTypeNote: UInt32 = 7
@@ -45,6 +49,7 @@ final class ELFFile: @unchecked Sendable {
     static let programHeaderLoad: UInt32 = 1
     static let machineX86_64: UInt16 = 62
     static let machineAArch64: UInt16 = 183
+    static let maximumDecompressedSection: UInt64 = 1 << 30
 
     let path: String
     /// The whole file.
@@ -53,6 +58,7 @@ final class ELFFile: @unchecked Sendable {
     let machine: UInt16
     let sections: [Section]
     let programHeaders: [ProgramHeader]
+    /// The mapped length, or 0 when `bytes` is an allocated copy (an image read from memory).
     private let mappedLength: Int
 
     init(path: String) throws {
@@ -68,11 +74,7 @@ final class ELFFile: @unchecked Sendable {
         }
         let bytes = UnsafeRawBufferPointer(start: base, count: length)
         do {
-            let header = try ELFFile.parseHeader(bytes, path: path)
-            self.fileType = header.type
-            self.machine = header.machine
-            self.programHeaders = try ELFFile.parseProgramHeaders(bytes, header: header, path: path)
-            self.sections = try ELFFile.parseSections(bytes, header: header, path: path)
+            (fileType, machine, programHeaders, sections) = try ELFFile.parse(bytes, path: path)
         } catch {
             munmap(base, length)
             throw error
@@ -81,8 +83,29 @@ final class ELFFile: @unchecked Sendable {
         self.mappedLength = length
     }
 
+    /// An ELF image held in memory rather than in a file (the vDSO); `name` is used in errors.
+    init(name: String, contents: [UInt8]) throws {
+        self.path = name
+        guard contents.count >= 64 else { throw ELFError.malformed(name, "too short") }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: contents.count, alignment: 16)
+        storage.copyBytes(from: contents)
+        let bytes = UnsafeRawBufferPointer(storage)
+        do {
+            (fileType, machine, programHeaders, sections) = try ELFFile.parse(bytes, path: name)
+        } catch {
+            storage.deallocate()
+            throw error
+        }
+        self.bytes = bytes
+        self.mappedLength = 0
+    }
+
     deinit {
-        munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), mappedLength)
+        if mappedLength > 0 {
+            munmap(UnsafeMutableRawPointer(mutating: bytes.baseAddress), mappedLength)
+        } else {
+            bytes.deallocate()
+        }
     }
 
     // MARK: Sections
@@ -108,8 +131,16 @@ final class ELFFile: @unchecked Sendable {
         guard kind == 1 /* ELFCOMPRESS_ZLIB */ else {
             throw ELFError.malformed(path, "section \(section.name) uses unsupported compression \(kind)")
         }
+        // The declared size bounds the output, so a corrupt header cannot make us inflate gigabytes.
+        guard size <= ELFFile.maximumDecompressedSection else {
+            throw ELFError.malformed(path, "section \(section.name) declares \(size) bytes uncompressed")
+        }
         let compressed = UnsafeRawBufferPointer(rebasing: raw[reader.offset...])
-        return ELFBytes(owned: try Zlib.inflate(compressed, expectedSize: Int(size)))
+        let inflated = try Zlib.inflate(compressed, expectedSize: Int(size), limit: Int(size))
+        guard inflated.count == Int(size) else {
+            throw ELFError.malformed(path, "section \(section.name) inflates to the wrong size")
+        }
+        return ELFBytes(owned: inflated)
     }
 
     /// The contents of the named section, or `nil` if the file has no such section.
@@ -198,6 +229,15 @@ final class ELFFile: @unchecked Sendable {
         return (name, data.loadUnaligned(fromByteOffset: crcOffset, as: UInt32.self))
     }
 
+    /// `.gnu_debugaltlink` (dwz): the supplementary debug file's path and build ID.
+    var debugAltLink: (path: String, buildID: String)? {
+        guard let section = section(named: ".gnu_debugaltlink"),
+            let data = slice(offset: section.offset, count: section.size),
+            let nul = data.firstIndex(of: 0)
+        else { return nil }
+        return (String(decoding: data[..<nul], as: UTF8.self), hex(data[(nul + 1)...]))
+    }
+
     /// The lowest virtual address of a `PT_LOAD` segment; symbol values are relative to it plus the
     /// image's load bias.
     var firstLoadAddress: UInt64 {
@@ -216,6 +256,17 @@ final class ELFFile: @unchecked Sendable {
         var sectionHeaderEntrySize: UInt16
         var sectionHeaderCount: UInt16
         var sectionNamesIndex: UInt16
+    }
+
+    private static func parse(
+        _ bytes: UnsafeRawBufferPointer,
+        path: String
+    ) throws -> (type: UInt16, machine: UInt16, programHeaders: [ProgramHeader], sections: [Section]) {
+        let header = try parseHeader(bytes, path: path)
+        return (
+            header.type, header.machine, try parseProgramHeaders(bytes, header: header, path: path),
+            try parseSections(bytes, header: header, path: path)
+        )
     }
 
     private static func parseHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
@@ -350,6 +401,10 @@ struct ELFBytes: @unchecked Sendable {
 
     var count: Int { view?.count ?? storage!.count }
 
+    /// True when the bytes are a view into the mapped file (valid as long as the `ELFFile` lives),
+    /// false for a decompressed copy.
+    var isView: Bool { view != nil }
+
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if let view { return try withExtendedLifetime(owner) { try body(view) } }
         return try storage!.withUnsafeBytes(body)
@@ -370,10 +425,10 @@ enum ELFError: Error, CustomStringConvertible {
 
 /// Reads the NUL-terminated string at `offset` of `table`, or `nil` when it runs off the end.
 func cString(in table: UnsafeRawBufferPointer, at offset: Int) -> String? {
-    guard offset >= 0, offset < table.count else { return nil }
-    let rest = table[offset...]
-    guard let end = rest.firstIndex(of: 0) else { return nil }
-    return String(decoding: table[offset..<end], as: UTF8.self)
+    guard offset >= 0, offset < table.count, let base = table.baseAddress else { return nil }
+    guard let nul = memchr(base + offset, 0, table.count - offset) else { return nil }
+    let length = base.distance(to: UnsafeRawPointer(nul)) - offset
+    return String(decoding: UnsafeRawBufferPointer(start: base + offset, count: length), as: UTF8.self)
 }
 
 func hex(_ bytes: some Sequence<UInt8>) -> String {

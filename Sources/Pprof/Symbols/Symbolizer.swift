@@ -3,144 +3,220 @@ import Glibc
 import Synchronization
 
 /// One function at an address. Inlined code yields several, innermost first.
-struct SymbolFrame: Sendable, Hashable {
+package struct SymbolFrame: Sendable, Hashable {
     /// Demangled name.
-    var name: String
+    package var name: String
     /// The linker symbol (mangled for Swift and C++).
-    var systemName: String
+    package var systemName: String
     /// Source file, "" when unknown.
-    var file: String
+    package var file: String
     /// Source line, 0 when unknown.
-    var line: Int
+    package var line: Int
     /// First line of the function, 0 when unknown.
-    var startLine: Int
+    package var startLine: Int
     /// Run-time entry address of the physical function containing the address, 0 when unknown.
-    var entry: UInt
+    package var entry: UInt
 }
 
 /// Maps run-time addresses of this process to functions, files and lines, outside any handler.
 ///
-/// Symbols come from each image's ELF `.symtab` and `.dynsym` (not `dladdr`, which cannot see
-/// Swift symbols in executables). Per-image tables are loaded once and cached, as is every
-/// address looked up.
-final class Symbolizer: Sendable {
-    static let shared = Symbolizer()
+/// Function names come from each image's ELF `.symtab` and `.dynsym` (not `dladdr`, which cannot
+/// see Swift symbols in executables), including the vDSO read from memory; inlined frames, file,
+/// line and start line from DWARF where the image or its separate debug file has it. Each image is
+/// loaded once, on first use, and every address looked up is cached. Images loaded later (`dlopen`)
+/// are picked up; after a `dlclose` the address cache starts afresh.
+package final class Symbolizer: Sendable {
+    package static let shared = Symbolizer()
 
-    private struct State {
+    /// Where separate debug files are searched (see `DebugFiles`).
+    package let debugDirectories: [String]
+
+    private struct Images {
         var images: [LoadedImage] = []
-        var tables: [String: ImageSymbols] = [:]
-        var cache: [UInt: [SymbolFrame]] = [:]
+        /// Executable ranges of `images`, with the image's index.
+        var ranges = IntervalIndex<Int>([])
+        var generation: UInt64 = .max
+        var unloads: UInt64 = 0
+        var slots: [ImageKey: ImageSlot] = [:]
     }
 
-    private let state = Mutex(State())
+    private struct ImageKey: Hashable {
+        var path: String
+        var buildID: String?
+    }
 
-    init() {}
+    private let images = Mutex(Images())
+    private let cache = Mutex([UInt: [SymbolFrame]]())
+    /// The address cache starts afresh beyond this many entries, bounding its memory.
+    private let cacheLimit = 1 << 18
 
-    /// The frames at `address` (a call PC: a return address minus one, or an interrupted PC).
-    /// Empty when the address is in no known image or no symbol covers it.
-    func frames(at address: UInt) -> [SymbolFrame] {
-        state.withLock { state in
-            if let cached = state.cache[address] { return cached }
-            let frames = Self.lookUp(address, in: &state)
-            state.cache[address] = frames
-            return frames
+    package init(debugDirectories: [String] = DebugFiles.defaultDirectories) {
+        self.debugDirectories = debugDirectories
+    }
+
+    /// The frames at `address` (a call PC: a return address minus one, or an interrupted PC),
+    /// innermost inlined frame first. Empty when the address is in no known image or no symbol
+    /// covers it.
+    package func frames(at address: UInt) -> [SymbolFrame] {
+        frames(at: [address])[0]
+    }
+
+    /// The frames of each address, in the order given. Cheaper than one call per address: the
+    /// loader is asked once whether images changed, and each image is locked once.
+    package func frames(at addresses: [UInt]) -> [[SymbolFrame]] {
+        refreshImagesIfChanged()
+        var results = [[SymbolFrame]?](repeating: nil, count: addresses.count)
+        cache.withLock { cache in
+            for (index, address) in addresses.enumerated() { results[index] = cache[address] }
         }
+        var missing: [(index: Int, address: UInt)] = []
+        for (index, result) in results.enumerated() where result == nil {
+            missing.append((index, addresses[index]))
+        }
+        if !missing.isEmpty {
+            var resolved: [(address: UInt, frames: [SymbolFrame])] = []
+            for (slot, image, group) in groupByImage(missing) {
+                let fileAddresses = group.map { UInt64($0.address &- image.loadBias) }
+                let found = slot.symbolizer(for: image, debugDirectories: debugDirectories)?
+                    .frames(atFileAddresses: fileAddresses)
+                for (position, item) in group.enumerated() {
+                    var frames = found?[position] ?? []
+                    for frame in frames.indices where frames[frame].entry != 0 {
+                        frames[frame].entry &+= image.loadBias
+                    }
+                    results[item.index] = frames
+                    resolved.append((item.address, frames))
+                }
+            }
+            for item in missing where results[item.index] == nil {
+                results[item.index] = []
+                resolved.append((item.address, []))
+            }
+            cache.withLock { cache in
+                if cache.count + resolved.count > cacheLimit { cache.removeAll(keepingCapacity: true) }
+                for item in resolved { cache[item.address] = item.frames }
+            }
+        }
+        return results.map { $0 ?? [] }
     }
 
     /// The loaded image whose executable segments contain `address`.
-    func image(containing address: UInt) -> LoadedImage? {
-        state.withLock { state in
-            if let image = state.images.first(where: { $0.contains(address) }) { return image }
-            state.images = LoadedImages.current()
-            return state.images.first(where: { $0.contains(address) })
+    package func image(containing address: UInt) -> LoadedImage? {
+        refreshImagesIfChanged()
+        return images.withLock { state in
+            Self.imageIndex(containing: address, in: state).map { state.images[$0] }
         }
     }
 
-    private static func lookUp(_ address: UInt, in state: inout State) -> [SymbolFrame] {
-        var image = state.images.first(where: { $0.contains(address) })
-        if image == nil {
-            state.images = LoadedImages.current()
-            image = state.images.first(where: { $0.contains(address) })
+    // MARK: Images
+
+    /// Re-reads the image list when the loader's load/unload count moved; an unload also empties
+    /// the address cache, since its addresses may now belong to another image.
+    private func refreshImagesIfChanged() {
+        var unloads: UInt64 = 0
+        let generation = pp_image_generation(&unloads)
+        let unloaded: Bool = images.withLock { state in
+            guard state.generation != generation else { return false }
+            let unloaded = state.generation != .max && unloads != state.unloads
+            state.generation = generation
+            state.unloads = unloads
+            Self.load(LoadedImages.current(), into: &state)
+            return unloaded
         }
-        guard let image else { return [] }
-        let table: ImageSymbols
-        if let cached = state.tables[image.path] {
-            table = cached
-        } else {
-            table = ImageSymbols(path: image.path)
-            state.tables[image.path] = table
+        if unloaded { cache.withLock { $0.removeAll() } }
+    }
+
+    private static func load(_ loaded: [LoadedImage], into state: inout Images) {
+        state.images = loaded
+        state.ranges = IntervalIndex(
+            loaded.enumerated().flatMap { index, image in
+                image.executableRanges.map { (UInt64($0.lowerBound)..<UInt64($0.upperBound), index) }
+            }
+        )
+        let live = Set(loaded.map { ImageKey(path: $0.path, buildID: $0.buildID) })
+        state.slots = state.slots.filter { live.contains($0.key) }
+    }
+
+    private static func imageIndex(containing address: UInt, in state: Images) -> Int? {
+        state.ranges.first(containing: UInt64(address))
+    }
+
+    private func groupByImage(
+        _ items: [(index: Int, address: UInt)]
+    ) -> [(ImageSlot, LoadedImage, [(index: Int, address: UInt)])] {
+        images.withLock { state in
+            var groups: [Int: [(index: Int, address: UInt)]] = [:]
+            for item in items {
+                guard let image = Self.imageIndex(containing: item.address, in: state) else { continue }
+                groups[image, default: []].append(item)
+            }
+            return groups.map { image, group in
+                let loaded = state.images[image]
+                let key = ImageKey(path: loaded.path, buildID: loaded.buildID)
+                let slot = state.slots[key] ?? ImageSlot()
+                state.slots[key] = slot
+                return (slot, loaded, group)
+            }
         }
-        guard let symbol = table.symbol(containing: UInt64(address &- image.loadBias)) else { return [] }
-        return [
-            SymbolFrame(
-                name: demangle(symbol.name),
-                systemName: symbol.name,
-                file: "",
-                line: 0,
-                startLine: 0,
-                entry: UInt(symbol.start) &+ image.loadBias
-            )
-        ]
     }
 }
 
-/// The function symbols of one ELF file, sorted by address for binary search.
-final class ImageSymbols: Sendable {
-    struct Entry: Sendable {
-        var start: UInt64
-        var size: UInt64
-        var name: String
+/// Loads one image's `ImageSymbolizer` once, outside the symbolizer's image-list lock, so that
+/// loading a large image does not hold up lookups in others.
+private final class ImageSlot: Sendable {
+    private let loaded = Mutex<ImageSymbolizer??>(nil)
+
+    func symbolizer(for image: LoadedImage, debugDirectories: [String]) -> ImageSymbolizer? {
+        loaded.withLock { loaded in
+            if let loaded { return loaded }
+            let symbolizer = Self.load(image, debugDirectories: debugDirectories)
+            loaded = .some(symbolizer)
+            return symbolizer
+        }
     }
 
-    let path: String
-    let entries: [Entry]
-
-    init(path: String) {
-        self.path = path
-        guard path != "[vdso]", let file = try? ELFFile(path: path) else {
-            self.entries = []
-            return
-        }
-        var entries: [Entry] = []
-        var seen = Set<UInt64>()
-        for dynamic in [false, true] {
-            try? file.forEachSymbol(dynamic: dynamic) { symbol, strings in
-                guard symbol.isFunction, symbol.value != 0, symbol.sectionIndex != 0, !seen.contains(symbol.value),
-                    let name = cString(in: strings, at: Int(symbol.nameOffset)), !name.isEmpty
-                else { return }
-                seen.insert(symbol.value)
-                entries.append(Entry(start: symbol.value, size: symbol.size, name: name))
+    private static func load(_ image: LoadedImage, debugDirectories: [String]) -> ImageSymbolizer? {
+        if image.path == "[vdso]" {
+            guard let bytes = LoadedImages.vdsoImage(), let file = try? ELFFile(name: "[vdso]", contents: bytes) else {
+                return nil
             }
+            return ImageSymbolizer(file: file, debugDirectories: [])
         }
-        entries.sort { $0.start < $1.start }
-        self.entries = entries
-    }
-
-    /// The symbol whose range holds `fileAddress`; a zero-size symbol covers up to the next one.
-    func symbol(containing fileAddress: UInt64) -> Entry? {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            if entries[mid].start <= fileAddress { low = mid + 1 } else { high = mid }
+        guard !image.path.isEmpty else { return nil }
+        func isRunning(_ file: ELFFile?) -> Bool {
+            guard let file else { return false }
+            guard let running = image.buildID, let onDisk = file.buildID else { return true }
+            return running == onDisk
         }
-        guard low > 0 else { return nil }
-        let candidate = entries[low - 1]
-        if candidate.size > 0 { return fileAddress < candidate.start + candidate.size ? candidate : nil }
-        return candidate
+        var file = try? ELFFile(path: image.path)
+        if !isRunning(file), image.isMainExecutable {
+            // Replaced or deleted on disk since it started (an upgrade in place): /proc/self/exe
+            // still opens the file that is running.
+            file = try? ELFFile(path: "/proc/self/exe")
+        }
+        // A file replaced on disk would name the wrong functions: better none.
+        guard let file, isRunning(file) else { return nil }
+        // Only the main executable's file stays mapped (see `ImageSymbolizer`).
+        return ImageSymbolizer(file: file, debugDirectories: debugDirectories, keepsFileMapped: image.isMainExecutable)
     }
 }
 
 /// Demangles a Swift or C++ symbol; other names are returned unchanged.
-func demangle(_ name: String) -> String {
-    let isSwift = name.hasPrefix("$s") || name.hasPrefix("$S") || name.hasPrefix("_T0") || name.hasPrefix("$e")
+package func demangle(_ name: String) -> String {
+    var bytes = name.utf8.makeIterator()
+    let first = bytes.next()
+    let second = bytes.next()
+    let isSwift =
+        (first == UInt8(ascii: "$")
+            && (second == UInt8(ascii: "s") || second == UInt8(ascii: "S") || second == UInt8(ascii: "e")))
+        || (first == UInt8(ascii: "_") && second == UInt8(ascii: "T") && bytes.next() == UInt8(ascii: "0"))
     if isSwift {
         let result = name.withCString { pp_swift_demangle($0, strlen($0)) }
         if let result {
             defer { free(result) }
             return String(cString: result)
         }
-    } else if name.hasPrefix("_Z") {
+    } else if first == UInt8(ascii: "_"), second == UInt8(ascii: "Z") {
         if let result = name.withCString({ pp_cxx_demangle($0) }) {
             defer { free(result) }
             return String(cString: result)

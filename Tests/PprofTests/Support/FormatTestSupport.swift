@@ -218,38 +218,20 @@ enum GoTool {
     /// Runs `go <arguments>` in `directory` with `input` on stdin.
     static func run(_ arguments: [String], input: [UInt8] = [], in directory: URL? = nil) throws -> Output {
         guard let executable else { throw CocoaError(.fileNoSuchFile) }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        var environment = ProcessInfo.processInfo.environment
+        var environment: [String: String] = [:]
         // `go` needs a writable build cache; keep it out of the user's home if there is none.
-        if environment["HOME"] == nil && environment["GOCACHE"] == nil {
+        let inherited = ProcessInfo.processInfo.environment
+        if inherited["HOME"] == nil && inherited["GOCACHE"] == nil {
             environment["GOCACHE"] = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-gocache").path
         }
-        process.environment = environment
-        let stdin = Pipe()
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let box = OutputBox()
-        let group = DispatchGroup()
-        let outHandle = stdout.fileHandleForReading
-        let errHandle = stderr.fileHandleForReading
-        DispatchQueue.global().async(group: group) { box.setOut((try? outHandle.readToEnd()) ?? Data()) }
-        DispatchQueue.global().async(group: group) { box.setErr((try? errHandle.readToEnd()) ?? Data()) }
-        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
-        try stdin.fileHandleForWriting.close()
-        group.wait()
-        process.waitUntilExit()
-        return Output(
-            status: process.terminationStatus,
-            stdout: [UInt8](box.out),
-            stderr: String(decoding: box.err, as: UTF8.self)
+        let result = try Tools.run(
+            executable.path,
+            arguments,
+            bytes: input,
+            environment: environment,
+            directory: directory
         )
+        return Output(status: result.status, stdout: [UInt8](result.data), stderr: result.stderr)
     }
 
     /// Writes `source` as `main.go` into a fresh directory and runs it.
@@ -268,24 +250,6 @@ enum GoTool {
         try Data(profile).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         return try run(["tool", "pprof"] + arguments + [file.path])
-    }
-}
-
-private final class OutputBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var out = Data()
-    private(set) var err = Data()
-
-    func setOut(_ data: Data) {
-        lock.lock()
-        out = data
-        lock.unlock()
-    }
-
-    func setErr(_ data: Data) {
-        lock.lock()
-        err = data
-        lock.unlock()
     }
 }
 

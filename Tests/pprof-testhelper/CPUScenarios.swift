@@ -48,10 +48,6 @@ enum CPUScenarios {
         }
     }
 
-    enum ScenarioError: Error {
-        case usage(String)
-    }
-
     // MARK: - Accuracy: N threads burn CPU for a while; compare with rusage.
 
     static func accuracy(_ arguments: [String]) throws {

@@ -68,6 +68,3 @@ enum LabelScenarios {
     }
 }
 
-enum ScenarioError: Error {
-    case usage(String)
-}

@@ -41,15 +41,6 @@ enum SymbolScenarios {
     }
 }
 
-enum ScenarioError: Error, CustomStringConvertible {
-    case usage(String)
-    var description: String {
-        switch self {
-        case .usage(let text): return "usage: pprof-testhelper \(text)"
-        }
-    }
-}
-
 @inline(never) func symbolsHelperFirstSite(_ profile: Profile) -> Int {
     profile.add("first"); return #line
 }

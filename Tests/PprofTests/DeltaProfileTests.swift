@@ -280,7 +280,7 @@ import Testing
         let deltas = try (0..<count).map { try run.stackValues("heap-\($0)") }
         let cumulative = try run.stackValues("heap-cumulative")
         #expect(cumulative.data.period == 4096)
-        // Scaled values (rate 4096, objects of 16 B…64 KiB): the sums are still exact, stack by
+        // Scaled values (rate 4096, objects of 16 B…60 KB): the sums are still exact, stack by
         // stack, because each delta is a difference of scaled cumulative values.
         #expect(
             StackValues.columns(StackValues.sum(deltas), 0..<2) == StackValues.columns(cumulative.byStack, 0..<2)

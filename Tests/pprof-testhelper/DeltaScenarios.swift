@@ -59,9 +59,15 @@ enum DeltaScenarios {
         let written = Mutex<[[UInt8]]>([])
         let failures = Atomic(0)
         let allocating = Atomic(3)
+        let calls = Atomic(0)
         runThreads(5) { thread in
             if thread < 3 {
-                deltaHeapChurnSite(seed: UInt64(thread + 1), rounds: 20_000)
+                // However slowly the callers run on a loaded machine, several deltas fall in the middle.
+                var seed = UInt64(thread + 1)
+                repeat {
+                    deltaHeapChurnSite(seed: seed, rounds: 5_000)
+                    seed += 3
+                } while calls.load(ordering: .acquiring) < 8
                 allocating.subtract(1, ordering: .releasing)
             } else {
                 var round = 0
@@ -70,6 +76,7 @@ enum DeltaScenarios {
                     do {
                         try delta.profile(to: buffer)
                         written.withLock { $0.append(buffer.bytes) }
+                        calls.add(1, ordering: .releasing)
                     } catch {
                         failures.add(1, ordering: .relaxed)
                     }
@@ -116,7 +123,8 @@ enum DeltaScenarios {
         }
     }
 
-    /// Allocates objects of 16…64 KiB bytes into 64 slots, freeing what a slot held before.
+    /// Allocates objects of 16 sizes from 16 bytes to 60 KB into 64 slots, freeing what a slot
+    /// held before (few sizes, so that the records stay few however long it runs).
     @inline(never) static func deltaHeapChurnSite(seed: UInt64, rounds: Int) {
         var state = seed
         let slots = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 64)
@@ -125,7 +133,7 @@ enum DeltaScenarios {
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             let slot = Int(state >> 58)
             free(slots[slot])
-            slots[slot] = malloc(16 + Int((state >> 20) % (64 << 10)))
+            slots[slot] = malloc(16 + 4000 * Int((state >> 20) % 16))
         }
         for slot in slots where slot != nil { free(slot) }
         slots.deallocate()
@@ -196,13 +204,19 @@ enum DeltaScenarios {
         let written = Mutex<[String: [[UInt8]]]>([:])
         let failures = Atomic(0)
         let contending = Atomic(4)
+        let calls = Atomic(0)
         let mutex = UncheckedSendable(UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1))
         pthread_mutex_init(mutex.value, nil)
         // Symbol tables loaded now, so that the first delta calls are as quick as the later ones.
         try writeCumulative(to: directory, tag: "warm-up")
         runThreads(7) { thread in
             if thread < 4 {
-                for _ in 0..<300 { concurrentSite(mutex.value) }
+                // However slowly the callers run on a loaded machine, several deltas fall in the middle.
+                var iterations = 0
+                while iterations < 300 || calls.load(ordering: .acquiring) < 16 {
+                    concurrentSite(mutex.value)
+                    iterations += 1
+                }
                 contending.subtract(1, ordering: .releasing)
             } else {
                 var round = 0
@@ -212,6 +226,7 @@ enum DeltaScenarios {
                         do {
                             try deltas.profile(kind, to: buffer)
                             written.withLock { $0[kind, default: []].append(buffer.bytes) }
+                            calls.add(1, ordering: .releasing)
                         } catch {
                             failures.add(1, ordering: .relaxed)
                         }

@@ -67,3 +67,4 @@ enum LabelScenarios {
         print("SITUATION after-dlopen \(tag)")
     }
 }
+

@@ -8,6 +8,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("threads", ThreadBenchmarks.run),
     ("contention", ContentionBenchmarks.run),
     ("cpu", CPUBenchmarks.run),
+    ("delta", DeltaBenchmarks.run),
     ("format", FormatBenchmarks.run),
     ("labels", LabelBenchmarks.run),
     ("heap", HeapBenchmarks.run),

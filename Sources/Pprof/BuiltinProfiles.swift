@@ -17,9 +17,9 @@ enum BuiltinProfile: String, CaseIterable, Sendable {
         case .heap, .allocs:
             return HeapProfileWriter.recordCount
         case .block:
-            return (try? ContentionProfile.snapshot(.block))?.records.count ?? 0
+            return (try? ContentionProfile.snapshot(.block, stacks: false))?.records.count ?? 0
         case .mutex:
-            return (try? ContentionProfile.snapshot(.mutex))?.records.count ?? 0
+            return (try? ContentionProfile.snapshot(.mutex, stacks: false))?.records.count ?? 0
         }
     }
 

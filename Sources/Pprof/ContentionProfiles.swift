@@ -51,6 +51,15 @@ struct ContentionProfile {
         var stack: [UInt]
         var contentions: Int64
         var delayNanoseconds: Int64
+        /// The record's key in the recording table (its stack's id): never reused while the process
+        /// lives, so delta profiles match records by it.
+        var key: UInt64 = 0
+
+        /// Go's order: largest delay first (then by stack, so the order is stable).
+        static func precedes(_ left: Record, _ right: Record) -> Bool {
+            left.delayNanoseconds != right.delayNanoseconds
+                ? left.delayNanoseconds > right.delayNanoseconds : left.stack.lexicographicallyPrecedes(right.stack)
+        }
     }
 
     var kind: Kind
@@ -68,7 +77,9 @@ struct ContentionProfile {
     static var hooksInstalled: Bool { pp_contention_hooks_installed() != 0 }
 
     /// What the hooks have recorded so far. Throws if the hooks are not linked into the process.
-    static func snapshot(_ kind: Kind) throws -> ContentionProfile {
+    /// Without `stacks`, records come in table order with empty stacks, for a caller that reads
+    /// only the stacks it needs with `stack(forKey:kind:)`.
+    static func snapshot(_ kind: Kind, stacks: Bool = true) throws -> ContentionProfile {
         guard hooksInstalled else {
             throw PprofError.unavailable(
                 "the \(kind.name) profile needs the lock hooks, which are not installed in this process: "
@@ -86,53 +97,64 @@ struct ContentionProfile {
             synchronizationMutexHooked: pp_contention_swift_mutex_hooked() != 0
         )
         if let profile = pp_contention_profile_get(kind.cKind) {
-            snapshot.records = records(of: profile, kind: kind)
+            snapshot.records = stacks ? records(of: profile, kind: kind) : unsortedRecords(of: profile, kind: kind)
             snapshot.droppedStacks =
                 pp_stack_table_dropped(profile.pointee.stacks) + pp_bucket_table_dropped(profile.pointee.buckets)
         }
         return snapshot
     }
 
-    /// The records of a profile's tables (also used by tests on private tables).
+    /// The records of a profile's tables, sorted as Go sorts them (also used by tests on private
+    /// tables).
     static func records(of profile: UnsafeMutablePointer<pp_contention_profile>, kind: Kind) -> [Record] {
-        var buckets: [(key: UInt64, count: Int64, delay: Int64)] = []
-        withUnsafeMutablePointer(to: &buckets) { list in
+        var records = unsortedRecords(of: profile, kind: kind)
+        for index in records.indices { records[index].stack = stack(forKey: records[index].key, in: profile) }
+        records.sort(by: Record.precedes)
+        return records
+    }
+
+    /// The records of a profile's tables in table order, with their counters but empty stacks.
+    static func unsortedRecords(of profile: UnsafeMutablePointer<pp_contention_profile>, kind: Kind) -> [Record] {
+        var records: [Record] = []
+        withUnsafeMutablePointer(to: &records) { list in
             pp_bucket_table_visit(
                 profile.pointee.buckets,
                 { context, key, counters in
-                    guard let context, let counters else { return }
-                    let list = context.assumingMemoryBound(to: [(key: UInt64, count: Int64, delay: Int64)].self)
-                    list.pointee.append(
-                        (
-                            key,
-                            counters[PP_CONTENTION_COUNTER_COUNT],
-                            counters[PP_CONTENTION_COUNTER_DELAY]
+                    guard let context, let counters, counters[PP_CONTENTION_COUNTER_COUNT] > 0 else { return }
+                    context.assumingMemoryBound(to: [Record].self).pointee.append(
+                        Record(
+                            stack: [],
+                            contentions: counters[PP_CONTENTION_COUNTER_COUNT] >> Int64(PP_CONTENTION_COUNT_SHIFT),
+                            delayNanoseconds: counters[PP_CONTENTION_COUNTER_DELAY],
+                            key: key
                         )
                     )
                 },
                 list
             )
         }
-        var records: [Record] = []
-        for bucket in buckets where bucket.count > 0 {
-            // Events whose stack could not be stored (or, impossibly, cannot be read back) are
-            // shown under a pseudo-frame rather than left out.
-            var stack = [SyntheticFrame.lostSamples.rawValue]
-            var frames: UnsafePointer<UInt>?
-            let count =
-                bucket.key == PP_CONTENTION_LOST_KEY
-                ? 0 : pp_stack_table_get(profile.pointee.stacks, UInt32(truncatingIfNeeded: bucket.key), &frames)
-            if let frames, count > 0 { stack = Array(UnsafeBufferPointer(start: frames, count: Int(count))) }
-            var contentions = bucket.count >> Int64(PP_CONTENTION_COUNT_SHIFT)
-            // Go reports a block record's fractional count below one as 1 (mprof.go).
-            if kind == .block && contentions == 0 { contentions = 1 }
-            records.append(Record(stack: stack, contentions: contentions, delayNanoseconds: bucket.delay))
-        }
-        records.sort {
-            $0.delayNanoseconds != $1.delayNanoseconds
-                ? $0.delayNanoseconds > $1.delayNanoseconds : $0.stack.lexicographicallyPrecedes($1.stack)
+        // Go reports a block record's fractional count below one as 1 (mprof.go).
+        if kind == .block {
+            for index in records.indices where records[index].contentions == 0 { records[index].contentions = 1 }
         }
         return records
+    }
+
+    /// The stack of the record with `key` in the process-wide profile of `kind`.
+    static func stack(forKey key: UInt64, kind: Kind) -> [UInt] {
+        guard let profile = pp_contention_profile_get(kind.cKind) else { return [SyntheticFrame.lostSamples.rawValue] }
+        return stack(forKey: key, in: profile)
+    }
+
+    /// Events whose stack could not be stored (or, impossibly, cannot be read back) are shown under
+    /// a pseudo-frame rather than left out.
+    static func stack(forKey key: UInt64, in profile: UnsafeMutablePointer<pp_contention_profile>) -> [UInt] {
+        var frames: UnsafePointer<UInt>?
+        let count =
+            key == PP_CONTENTION_LOST_KEY
+            ? 0 : pp_stack_table_get(profile.pointee.stacks, UInt32(truncatingIfNeeded: key), &frames)
+        guard let frames, count > 0 else { return [SyntheticFrame.lostSamples.rawValue] }
+        return Array(UnsafeBufferPointer(start: frames, count: Int(count)))
     }
 
     /// Notes for the profile's `comments`: whether it is on, and everything that was lost.
@@ -170,13 +192,20 @@ struct ContentionProfile {
         }
     }
 
-    /// Go's `printCountCycleProfile`: contentions/count and delay/nanoseconds, period 1.
-    func profileData(symbolizer: Symbolizer = .shared) -> ProfileData {
+    /// Go's `printCountCycleProfile`: contentions/count and delay/nanoseconds, period 1. The delta
+    /// profilers pass the time the records cover as `durationNanos`.
+    func profileData(
+        timeNanos: Int64 = currentUnixNanos(),
+        durationNanos: Int64 = 0,
+        symbolizer: Symbolizer = .shared
+    ) -> ProfileData {
         let contentions = ProfileData.ValueType(type: "contentions", unit: "count")
         var builder = ProfileBuilder(
             sampleTypes: [contentions, ProfileData.ValueType(type: "delay", unit: "nanoseconds")],
             periodType: contentions,
             period: 1,
+            timeNanos: timeNanos,
+            durationNanos: durationNanos,
             comments: comments,
             symbolizer: symbolizer
         )

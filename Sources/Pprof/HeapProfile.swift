@@ -45,23 +45,31 @@ struct HeapProfileWriter {
         guard HeapProfile.isInstalled else { return 0 }
         pp_heap_pause_thread()
         defer { pp_heap_resume_thread() }
-        return HeapSnapshot.take().records.count
+        return HeapSnapshot.take(stacks: false).records.count
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
+        try Self.whileSamplingPaused(for: kind) {
+            let snapshot = HeapSnapshot.take()
+            if debug > 0 {
+                try sink.write(snapshot.legacyText())
+            } else {
+                try snapshot.profileData(defaultSampleType: kind == .allocs ? "alloc_space" : "").write(to: sink)
+            }
+        }
+    }
+
+    /// Runs `body` with the calling thread's allocations unsampled, so that a writer's own
+    /// allocations (symbol tables, the encoded profile) do not flood the profile it writes. Throws
+    /// the `kind` profile's error, and runs nothing, if the malloc hooks are not in effect.
+    static func whileSamplingPaused<Result>(for kind: Kind, _ body: () throws -> Result) throws -> Result {
         var reason: UnsafePointer<CChar>?
         guard pp_heap_hooks_active(&reason) != 0 else {
             throw PprofError.unavailable("\(kind.rawValue) profile: " + (reason.map { String(cString: $0) } ?? ""))
         }
-        // The writer's own allocations (symbol tables, the encoded profile) are not sampled.
         pp_heap_pause_thread()
         defer { pp_heap_resume_thread() }
-        let snapshot = HeapSnapshot.take()
-        if debug > 0 {
-            try sink.write(snapshot.legacyText())
-        } else {
-            try snapshot.profileData(defaultSampleType: kind == .allocs ? "alloc_space" : "").write(to: sink)
-        }
+        return try body()
     }
 }
 
@@ -75,6 +83,9 @@ struct HeapSnapshot {
         var allocBytes: Int64
         var freeObjects: Int64
         var freeBytes: Int64
+        /// The id of the record's stack in the sampler's stack table (0: the stack was dropped).
+        /// Never reused while the process lives, so with `size` it identifies the record.
+        var stackID: UInt32 = 0
         // Counters are read one by one while other threads update them: never report a negative.
         var inuseObjects: Int64 { max(0, allocObjects - freeObjects) }
         var inuseBytes: Int64 { max(0, allocBytes - freeBytes) }
@@ -84,7 +95,9 @@ struct HeapSnapshot {
     var stats: pp_heap_stats
     var rate: Int64 { stats.sample_rate }
 
-    static func take() -> HeapSnapshot {
+    /// The records and statistics now. Without `stacks`, records have empty stacks, for a caller
+    /// that reads only the stacks it needs with `stack(forID:)`.
+    static func take(stacks: Bool = true) -> HeapSnapshot {
         var stats = pp_heap_stats()
         var buckets: [pp_heap_bucket] = []
         buckets.reserveCapacity(1024)
@@ -101,24 +114,27 @@ struct HeapSnapshot {
         var records: [Record] = []
         records.reserveCapacity(buckets.count)
         for bucket in buckets where bucket.alloc_objects > 0 {
-            var stack: [UInt] = [SyntheticFrame.lostSamples.rawValue]
-            if bucket.stack_id != 0 {
-                var frames: UnsafePointer<UInt>?
-                let count = pp_heap_stack(bucket.stack_id, &frames)
-                if count > 0, let frames { stack = Array(UnsafeBufferPointer(start: frames, count: Int(count))) }
-            }
             records.append(
                 Record(
-                    stack: stack,
+                    stack: stacks ? stack(forID: bucket.stack_id) : [],
                     size: bucket.size,
                     allocObjects: bucket.alloc_objects,
                     allocBytes: bucket.alloc_bytes,
                     freeObjects: bucket.free_objects,
-                    freeBytes: bucket.free_bytes
+                    freeBytes: bucket.free_bytes,
+                    stackID: bucket.stack_id
                 )
             )
         }
         return HeapSnapshot(records: records, stats: stats)
+    }
+
+    /// The frames of a sampled stack; a dropped one (id 0) is shown under a pseudo-frame.
+    static func stack(forID id: UInt32) -> [UInt] {
+        var frames: UnsafePointer<UInt>?
+        let count = id == 0 ? 0 : pp_heap_stack(id, &frames)
+        guard count > 0, let frames else { return [SyntheticFrame.lostSamples.rawValue] }
+        return Array(UnsafeBufferPointer(start: frames, count: Int(count)))
     }
 
     /// Go's `scaleHeapSample`: the unbiased estimate of what `count` sampled objects totalling
@@ -155,7 +171,59 @@ struct HeapSnapshot {
         return start == stack.count ? stack : Array(stack[start...])
     }
 
+    /// One sample of a heap profile: its stack (allocator frames not yet trimmed), values as the
+    /// profile shows them, and the allocation size for the `bytes` label (0: no label).
+    struct Sample {
+        var stack: [UInt]
+        var allocated: CounterPair
+        var inUse: CounterPair
+        var size: Int64
+    }
+
+    /// A record's allocated and in-use pairs as the profile shows them: Go's unbiased estimates at
+    /// this snapshot's rate. Bytes are objects × the record's size, as godeltaprof computes them:
+    /// the same as the byte counters, except that counters read while another thread updates them
+    /// cannot disagree, so a record's values only grow with its object counts.
+    func sample(of record: Record, stack: [UInt]) -> Sample {
+        let size = Int64(clamping: record.size)
+        let allocated = Self.scale(count: record.allocObjects, bytes: record.allocObjects &* size, rate: rate)
+        let inUse = Self.scale(count: record.inuseObjects, bytes: record.inuseObjects &* size, rate: rate)
+        return Sample(
+            stack: stack,
+            allocated: CounterPair(count: allocated.count, amount: allocated.bytes),
+            inUse: CounterPair(count: inUse.count, amount: inUse.bytes),
+            size: size
+        )
+    }
+
+    /// The sampled allocations that could not be recorded, as allocated under a pseudo-frame.
+    var droppedSample: Sample? {
+        guard stats.dropped_objects > 0 else { return nil }
+        let lost = Self.scale(count: Int64(stats.dropped_objects), bytes: Int64(stats.dropped_bytes), rate: rate)
+        return Sample(
+            stack: [SyntheticFrame.lostSamples.rawValue],
+            allocated: CounterPair(count: lost.count, amount: lost.bytes),
+            inUse: .zero,
+            size: 0
+        )
+    }
+
+    /// The `heap` (or, with `alloc_space` as the default type, `allocs`) profile of every record.
     func profileData(defaultSampleType: String, symbolizer: Symbolizer = .shared) -> ProfileData {
+        var samples = records.map { sample(of: $0, stack: $0.stack) }
+        if let droppedSample { samples.append(droppedSample) }
+        return profileData(samples: samples, defaultSampleType: defaultSampleType, symbolizer: symbolizer)
+    }
+
+    /// A heap profile of `samples` with this snapshot's sample types, period and notes; leading
+    /// allocator frames are trimmed from every stack. The delta profiler builds its profiles here
+    /// too, from the changes of the samples.
+    func profileData(
+        samples: [Sample],
+        defaultSampleType: String,
+        timeNanos: Int64 = currentUnixNanos(),
+        symbolizer: Symbolizer = .shared
+    ) -> ProfileData {
         var comments: [String] = []
         if stats.dropped_objects > 0 {
             comments.append(
@@ -180,22 +248,16 @@ struct HeapSnapshot {
             periodType: .init(type: "space", unit: "bytes"),
             period: rate,
             defaultSampleType: defaultSampleType,
+            timeNanos: timeNanos,
             comments: comments,
             symbolizer: symbolizer
         )
-        for record in records {
-            let allocated = Self.scale(count: record.allocObjects, bytes: record.allocBytes, rate: rate)
-            let inUse = Self.scale(count: record.inuseObjects, bytes: record.inuseBytes, rate: rate)
-            let averageSize = record.allocBytes / record.allocObjects
+        for sample in samples {
             builder.addSample(
-                stack: Self.trimmingAllocatorFrames(record.stack, symbolizer: symbolizer),
-                values: [allocated.count, allocated.bytes, inUse.count, inUse.bytes],
-                labels: averageSize != 0 ? [ProfileData.Label(key: "bytes", number: averageSize)] : []
+                stack: Self.trimmingAllocatorFrames(sample.stack, symbolizer: symbolizer),
+                values: [sample.allocated.count, sample.allocated.amount, sample.inUse.count, sample.inUse.amount],
+                labels: sample.size != 0 ? [ProfileData.Label(key: "bytes", number: sample.size)] : []
             )
-        }
-        if stats.dropped_objects > 0 {
-            let lost = Self.scale(count: Int64(stats.dropped_objects), bytes: Int64(stats.dropped_bytes), rate: rate)
-            builder.addSample(stack: [SyntheticFrame.lostSamples.rawValue], values: [lost.count, lost.bytes, 0, 0])
         }
         return builder.build()
     }

@@ -489,11 +489,18 @@ import Testing
         let records = ContentionProfile.records(of: profile, kind: .mutex)
         #expect(records.count == 3)
         // Sorted by delay: [0x1000, 0x2000] has 100 + 400.
-        #expect(records[0] == .init(stack: [0x1000, 0x2000], contentions: 2, delayNanoseconds: 500))
+        // Each record keeps its table key: the stack's id, or the key of lost stacks.
+        #expect(records[0] == .init(stack: [0x1000, 0x2000], contentions: 2, delayNanoseconds: 500, key: 1))
         #expect(
-            records[1] == .init(stack: [SyntheticFrame.lostSamples.rawValue], contentions: 1, delayNanoseconds: 300)
+            records[1]
+                == .init(
+                    stack: [SyntheticFrame.lostSamples.rawValue],
+                    contentions: 1,
+                    delayNanoseconds: 300,
+                    key: PP_CONTENTION_LOST_KEY
+                )
         )
-        #expect(records[2] == .init(stack: [0x1000, 0x3000], contentions: 1, delayNanoseconds: 200))
+        #expect(records[2] == .init(stack: [0x1000, 0x3000], contentions: 1, delayNanoseconds: 200, key: 2))
         #expect(pp_stack_table_dropped(profile.pointee.stacks) == 1)
         // A block record's fractional count below one is shown as 1, as Go does.
         pp_contention_profile_add(profile, [0x1000, 0x3000], 2, 100, 0)

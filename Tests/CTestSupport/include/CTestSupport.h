@@ -3,6 +3,7 @@
 #ifndef CTEST_SUPPORT_H
 #define CTEST_SUPPORT_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 // `threads` threads each take a shared pthread mutex `iterations` times at ctest_lock_site, hold it
@@ -18,5 +19,8 @@ int ctest_fork_and_contend(int threads, int iterations, int hold_us, int timeout
 // Makes the calling thread's sleeps end on time (timer slack of 1 ns instead of 50 µs), so short
 // sleeps are short.
 void ctest_precise_sleeps(void);
+
+// Whether a thread sleeps waiting for this (normal, locked) glibc mutex.
+int ctest_mutex_has_sleeper(pthread_mutex_t *mutex);
 
 #endif

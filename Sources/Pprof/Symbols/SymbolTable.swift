@@ -93,6 +93,13 @@ final class SymbolTable: Sendable {
             }
             index = next
         }
+        // PLT stubs, where no symbol is (IntervalIndex sorts them in).
+        for stub in files.first?.procedureLinkageStubs() ?? [] where entries.count < Int(UInt32.max) {
+            let name = Array(stub.name.utf8)
+            guard names.count + name.count < Int(UInt32.max) else { break }
+            entries.append((stub.range, Name(offset: UInt32(names.count), length: UInt32(name.count))))
+            names.append(contentsOf: name)
+        }
         self.entries = IntervalIndex(entries)
         self.names = names
     }

@@ -137,9 +137,10 @@ final class SymbolTable: Sendable {
         entries.entry(containing: address).map { (name($0.value), $0.range.lowerBound) }
     }
 
-    /// Every symbol's start address and name (tests, benchmarks).
+    /// Every symbol's start address and name (tests, benchmarks), without the PLT stubs we name
+    /// ourselves (other symbolizers stretch `_init` over them).
     func allSymbols() -> [(start: UInt64, name: String)] {
-        entries.all.map { ($0.range.lowerBound, name($0.value)) }
+        entries.all.map { ($0.range.lowerBound, name($0.value)) }.filter { !$0.name.hasSuffix("@plt") }
     }
 
     private func name(_ name: Name) -> String {

@@ -26,7 +26,8 @@ uint64_t pp_labels_current(void);
 
 // --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
 
-// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset
+// Publishes the task-local's key object (NULL: handlers read only threads' labels; so does the
+// environment variable PPROF_TASK_LABELS=off, a switch for toolchains not verified), the offset
 // from a label-set object to its node, and the function that releases a thread's label set when
 // the thread exits. Call once, before handlers may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
 // Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).
@@ -34,6 +35,9 @@ int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*r
 
 // 1 if handlers read task labels (pp_labels_install returned 1), else 0.
 int pp_labels_task_labels_readable(void);
+
+// Why handlers cannot read task labels (a static string), or NULL if they can.
+const char *pp_labels_task_labels_unreadable_reason(void);
 
 // The label-set object in force on the calling thread (not retained; same rules as
 // pp_labels_current, without marking it sampled), or NULL. Only when task labels are readable.

@@ -20,6 +20,35 @@ typedef struct pp_label_node {
     uint32_t reserved;
 } pp_label_node;
 
+// Embedded in every label-set object next to its node; never read by handlers. `slots` hold
+// (retained) sets that were made by merging other labels into this one, so that entering the same
+// nested scope again finds the merged set instead of building it; each slot is written once and
+// released with the set. A merged set records what was merged in, for that lookup.
+#define PP_LABEL_MERGE_CACHE_SLOTS 2
+typedef struct pp_label_merge_cache {
+    void *slots[PP_LABEL_MERGE_CACHE_SLOTS];
+    uint64_t merged_in_tag;        // for a merged set: the tag of the set merged in, else 0
+    uint64_t merged_in_positions;  // bit i: pair i came from that set (0 if it has > 64 pairs)
+} pp_label_merge_cache;
+
+// The set in cache slot `index` (not retained), or NULL.
+static inline void *pp_label_merge_cache_get(pp_label_merge_cache *cache, int index) {
+    return __atomic_load_n(&cache->slots[index], __ATOMIC_ACQUIRE);
+}
+
+// Stores `object` (retained by the caller) in the first empty slot: 1 if stored, 0 if all are
+// taken (the caller keeps its reference).
+static inline int pp_label_merge_cache_publish(pp_label_merge_cache *cache, void *object) {
+    for (int index = 0; index < PP_LABEL_MERGE_CACHE_SLOTS; index++) {
+        void *expected = 0;
+        if (__atomic_compare_exchange_n(&cache->slots[index], &expected, object, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 // The label-set tag in force on the calling thread (for a Swift task: the task's), 0 for none.
 // Async-signal-safe: no locks, no allocation, no syscalls, errno untouched. Marks the set sampled.
 uint64_t pp_labels_current(void);

@@ -190,31 +190,34 @@ extension LabelScenarios {
         print("done")
     }
 
+    // One function per situation, so the profile tells them apart.
     @inline(never)
     static func parkWithThreadLabels(_ parked: DispatchSemaphore, _ release: DispatchSemaphore) {
-        parked.signal()
-        release.wait()
-        blackHole(1)  // a body of its own, so no two parking functions are folded into one
+        park(parked, release)
+        blackHole(1)  // work after the wait: a call, not a tail call
     }
 
     @inline(never)
     static func parkInSyncScope(_ parked: DispatchSemaphore, _ release: DispatchSemaphore) {
-        parked.signal()
-        release.wait()
-        blackHole(2)  // a body of its own, so no two parking functions are folded into one
+        park(parked, release)
+        blackHole(2)  // work after the wait: a call, not a tail call
     }
 
     @inline(never)
     static func parkInLabelledTask(_ parked: DispatchSemaphore, _ release: DispatchSemaphore) {
-        parked.signal()
-        release.wait()
-        blackHole(3)  // a body of its own, so no two parking functions are folded into one
+        park(parked, release)
+        blackHole(3)  // work after the wait: a call, not a tail call
     }
 
     @inline(never)
     static func parkInUnlabelledTask(_ parked: DispatchSemaphore, _ release: DispatchSemaphore) {
+        park(parked, release)
+        blackHole(4)  // work after the wait: a call, not a tail call
+    }
+
+    @inline(never)
+    static func park(_ parked: DispatchSemaphore, _ release: DispatchSemaphore) {
         parked.signal()
         release.wait()
-        blackHole(4)  // a body of its own, so no two parking functions are folded into one
     }
 }

@@ -46,6 +46,32 @@ extension LabelTests {
             }
         }
 
+        /// Tasks entering nested scopes under one shared outer set at the same time, with more
+        /// distinct inner labels than the cache holds: every scope sees exactly its merged labels.
+        @Test func concurrentNestedScopesSeeTheirOwnLabels() async {
+            let outer: ProfileLabels = ["route": "/shared", "tenant": "x"]
+            let mismatches = await withTaskGroup(of: Int.self) { group in
+                for task in 0..<8 {
+                    group.addTask {
+                        await withProfileLabels(outer) {
+                            var mismatches = 0
+                            for iteration in 0..<2_000 {
+                                let phase = "p\((task + iteration) % 5)"
+                                let expected: ProfileLabels = ["route": "/shared", "tenant": "x", "phase": phase]
+                                withProfileLabels(["phase": phase]) {
+                                    if ProfileLabels.current != expected { mismatches += 1 }
+                                }
+                                if iteration % 100 == 0 { await Task.yield() }
+                            }
+                            return mismatches
+                        }
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+            #expect(mismatches == 0)
+        }
+
         @Test func mergedSetsGoWithTheOuterSet() {
             weak var outerStorage: LabelStorage?
             weak var merged: LabelStorage?

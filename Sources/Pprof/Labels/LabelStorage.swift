@@ -83,9 +83,11 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     /// Whether this set was made by merging exactly `other`'s labels into the set whose cache
     /// holds it: `other` itself, or the same pairs (compared as bytes).
     private func wasMerged(from other: LabelStorage) -> Bool {
-        let cache = mergeCachePointer.pointee
-        if cache.merged_in_tag == other.tag { return true }
-        var positions = cache.merged_in_positions
+        // Only these two fields: written before the set was published, never again (the slots
+        // next to them may be changing).
+        let cache = mergeCachePointer
+        if cache.pointee.merged_in_tag == other.tag { return true }
+        var positions = cache.pointee.merged_in_positions
         guard positions != 0, positions.nonzeroBitCount == other.count else { return false }
         return withUnsafeMutablePointerToElements { mine in
             other.withUnsafeMutablePointerToElements { theirs in

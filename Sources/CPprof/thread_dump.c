@@ -1,6 +1,7 @@
 // Thread dumps. dump_handler runs as the signal handler on every dumped thread and is
-// async-signal-safe (no allocation, no locks, raw system calls, errno preserved); everything else
-// runs in the dumping thread, in ordinary code.
+// async-signal-safe (no allocation, no locks, raw system calls, errno preserved; it also calls
+// pp_cpu_rearm_after_queued_signal of cpu_sampler.c); everything else runs in the dumping thread, in
+// ordinary code.
 //
 // Protocol: each request owns a slot of a static pool (never freed, so a late handler can never
 // write into freed memory). A slot's state and generation share one atomic word; the signal
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "cpu_internal.h"
 #include "pp_labels.h"
 #include "pp_signals.h"
 #include "pp_thread_dump.h"
@@ -49,7 +51,6 @@ static int dump_signal = -1;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void dump_handler(int signo, siginfo_t *info, void *context) {
-    (void)signo;
     int saved_errno = errno;
     if (info && context && info->si_code == SI_QUEUE && info->si_pid == __atomic_load_n(&process_id, __ATOMIC_RELAXED)) {
         uint64_t token = (uint64_t)(uintptr_t)info->si_value.sival_ptr;
@@ -70,6 +71,9 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 pp_syscall6(SYS_futex, (long)&answers, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
             }
         }
+        // Answered or stale, this request was pending on the thread: revive a CPU-profiling perf
+        // event whose overflow signal it may have displaced.
+        pp_cpu_rearm_after_queued_signal(signo);
     }
     errno = saved_errno;
 }

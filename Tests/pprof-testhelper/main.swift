@@ -37,6 +37,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-memcpy": CPUScenarios.memcpy,
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
+    "cpu-perf-after-dump": AuditScenarios.perfAfterDump,
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
     "labels-handler-situations": LabelScenarios.handlerSituations,
     "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,

@@ -1,0 +1,29 @@
+import CPprof
+import Foundation
+import Testing
+
+@testable import Pprof
+
+/// Interplays between mechanisms found by the robustness audit, each run in a child process.
+@Suite(.serialized)
+struct AuditTests {
+    /// A thread dump's SIGPROF pending on a thread when its perf event overflows makes the kernel
+    /// drop the overflow's signal; the thread must not stay unsampled for the rest of the profile.
+    @Test(.enabled(if: CPUTestSupport.perfEventAvailable))
+    func perfEventThreadIsStillSampledAfterADumpSignalDisplacedItsOverflow() throws {
+        let run = try CPUTestSupport.run("cpu-perf-after-dump", ["engine=perfEvent", "rate=1000", "seconds=0.3"])
+        #expect(run.json["engine"] as? String == "perfEvent")
+        let tid = String(run.json["tid"] as? Int ?? -1)
+        var afterDump: Int64 = 0
+        var beforeDump: Int64 = 0
+        for sample in run.profile.data.samples
+        where sample.labels.contains(where: { $0.key == "thread_id" && $0.string == tid }) {
+            let names = run.profile.functionNames(of: sample)
+            if names.contains(where: { $0.contains("burnAfterDump") }) { afterDump += sample.values[0] }
+            if names.contains(where: { $0.contains("perfAfterDump") }) { beforeDump += sample.values[0] }
+        }
+        // 300 ms of CPU at 1000 Hz: about 300 samples; none at all if the event stayed disabled.
+        #expect(beforeDump > 0, "the worker was never sampled")
+        #expect(afterDump >= 30, "samples after the dump: \(afterDump)")
+    }
+}

@@ -197,7 +197,8 @@ static int abandon(dump_slot *slot, pp_thread_stack *out) {
         __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_FREE, __ATOMIC_RELEASE);
         return 1;
     }
-    // Still writing: leave the slot out of service for good rather than risk a torn answer.
+    // Still writing: leave the slot out of service until its handler is done (a later dump then
+    // reclaims it) rather than risk a torn answer.
     return 0;
 }
 
@@ -236,9 +237,16 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
         while (next < count && in_flight < window) {
             int slot_index = -1;
             for (int i = 0; i < SLOT_COUNT && slot_index < 0; i++) {
-                if (requests[i].output < 0 && (__atomic_load_n(&slots[i].word, __ATOMIC_ACQUIRE) & STATE_MASK) == SLOT_FREE) {
-                    slot_index = i;
+                if (requests[i].output >= 0) continue;
+                uint64_t word = __atomic_load_n(&slots[i].word, __ATOMIC_ACQUIRE);
+                // Answered after its request was abandoned mid-write: nobody waits for it any more.
+                // (Without this, each such late answer would take a slot out of service for good.)
+                if ((word & STATE_MASK) == SLOT_DONE &&
+                    __atomic_compare_exchange_n(&slots[i].word, &word, (word >> STATE_BITS) << STATE_BITS | SLOT_FREE,
+                                                0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                    word = (word >> STATE_BITS) << STATE_BITS | SLOT_FREE;
                 }
+                if ((word & STATE_MASK) == SLOT_FREE) slot_index = i;
             }
             if (slot_index < 0) break;
             int output = next++;

@@ -202,10 +202,22 @@ static int abandon(dump_slot *slot, pp_thread_stack *out) {
     return 0;
 }
 
+// In the child of a fork only the forking thread exists: a dump that another thread was running
+// left dump_lock held and slots that nobody will answer. Start over, or every dump there would hang.
+static void reset_in_child(void) {
+    pthread_mutex_init(&dump_lock, NULL);
+    for (int i = 0; i < SLOT_COUNT; i++) {
+        uint64_t word = __atomic_load_n(&slots[i].word, __ATOMIC_RELAXED);
+        __atomic_store_n(&slots[i].word, (word >> STATE_BITS) << STATE_BITS | SLOT_FREE, __ATOMIC_RELAXED);
+    }
+}
+
 __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_thread_stack *out, int window,
                                              int64_t timeout_ns) {
     if (count <= 0) return 0;
     pthread_mutex_lock(&dump_lock);
+    static int fork_handler_installed;
+    if (!fork_handler_installed) fork_handler_installed = pthread_atfork(NULL, NULL, reset_in_child) == 0;
     int signo = claim_signal();
     if (signo < 0) {
         pthread_mutex_unlock(&dump_lock);

@@ -26,4 +26,12 @@ struct AuditTests {
         #expect(beforeDump > 0, "the worker was never sampled")
         #expect(afterDump >= 30, "samples after the dump: \(afterDump)")
     }
+
+    /// A child forked while another thread dumps inherits the dump lock held by a thread that does
+    /// not exist in it; its own dumps must still work, not hang.
+    @Test func dumpsWorkInAChildForkedDuringADump() throws {
+        let result = try ChildProcess.run("thread-dump-fork", ["20"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("finished 20 failed 0 hung 0"), "\(result.stdout)")
+    }
 }

@@ -1,4 +1,5 @@
 import CPprof
+import CTestSupport
 import Foundation
 @_spi(Testing) import Pprof
 import Synchronization
@@ -56,5 +57,40 @@ enum AuditScenarios {
     @inline(never) static func burnAfterDump(_ nanos: Int64) {
         CPUScenarios.burnThreadCPU(nanos)
         blackHole(2)
+    }
+}
+
+extension AuditScenarios {
+    static let stopDumping = Atomic<Bool>(false)
+
+    /// `thread-dump-fork <forks>`: one thread dumps 20 parked threads back to back while another
+    /// forks; each child dumps its own thread. Prints how many children finished, failed or hung
+    /// (a child inherits the dump lock held by a thread that does not exist in it).
+    static func forkWhileDumping(_ arguments: [String]) throws {
+        let forks = Int(arguments.first ?? "20") ?? 20
+        ThreadScenarios.startParkedThreads(count: 20)
+        let dumps = Atomic<Int>(0)
+        let dumper = Thread {
+            let directory = pp_thread_list_open()
+            var tids = [Int32](repeating: 0, count: 256)
+            tids.removeSubrange(Int(pp_thread_list_read(directory, &tids, 256))...)
+            close(directory)
+            var out = [pp_thread_stack](repeating: pp_thread_stack(), count: tids.count)
+            while !stopDumping.load(ordering: .relaxed) {
+                _ = pp_thread_dump(&tids, Int32(tids.count), &out, 8, 1_000_000_000)
+                dumps.add(1, ordering: .relaxed)
+            }
+        }
+        dumper.start()
+        while dumps.load(ordering: .relaxed) == 0 { usleep(1000) }
+        var finished = 0
+        var failed = 0
+        var hung = 0
+        for _ in 0..<forks {
+            let status = ctest_fork_and_dump(3000)
+            if status == 0 { finished += 1 } else if status == -1 { hung += 1 } else { failed += 1 }
+        }
+        stopDumping.store(true, ordering: .relaxed)
+        print("finished \(finished) failed \(failed) hung \(hung) dumps \(dumps.load(ordering: .relaxed))")
     }
 }

@@ -18,6 +18,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,
+    "thread-dump-fork": AuditScenarios.forkWhileDumping,
     "threadcreate": ThreadScenarios.threadCreate,
     "sigprof-sharing": SignalSharingScenarios.sigprofSharing,
     "contention-accuracy": ContentionScenarios.accuracy,

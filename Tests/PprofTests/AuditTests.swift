@@ -34,4 +34,12 @@ struct AuditTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("finished 20 failed 0 hung 0"), "\(result.stdout)")
     }
+
+    /// A SIGSEGV handler the program installs after the walker set up fault recovery takes every
+    /// fault for a crash; a walk that meets unreadable memory must not fault into it.
+    @Test func walksDoNotFaultIntoALaterForeignSegvHandler() throws {
+        let result = try ChildProcess.run("unwind-foreign-segv-handler")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("survived count 0 incomplete true"), "\(result.stdout)")
+    }
 }

@@ -94,3 +94,24 @@ extension AuditScenarios {
         print("finished \(finished) failed \(failed) hung \(hung) dumps \(dumps.load(ordering: .relaxed))")
     }
 }
+
+extension AuditScenarios {
+    /// `unwind-foreign-segv-handler`: fault recovery is set up (a thread dump prepares the walker),
+    /// then the program installs a SIGSEGV handler of its own that treats every fault as a crash
+    /// (exit 42), then a walk meets a frame pointer into unreadable memory. The walk must not fault
+    /// into that handler. Prints what the walk returned.
+    static func foreignSegvHandler(_: [String]) throws {
+        _ = try Profile.lookup("goroutine")!.write(to: ProfileBuffer(), debug: 1)
+        var crash = sigaction()
+        crash.__sigaction_handler.sa_handler = { _ in _exit(42) }
+        sigaction(SIGSEGV, &crash, nil)
+        sigaction(SIGBUS, &crash, nil)
+        let page = mmap(nil, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+        var regs = pp_regs()
+        regs.fp = UInt(bitPattern: page)
+        var pcs = [UInt](repeating: 0, count: 8)
+        var flags: UInt32 = 0
+        let count = pp_unwind(&regs, UInt32(PP_UNWIND_FAULTS_UNBLOCKED), &pcs, 8, &flags)
+        print("survived count \(count) incomplete \(flags & UInt32(PP_STACK_INCOMPLETE) != 0)")
+    }
+}

@@ -19,6 +19,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,
     "thread-dump-fork": AuditScenarios.forkWhileDumping,
+    "unwind-foreign-segv-handler": AuditScenarios.foreignSegvHandler,
     "threadcreate": ThreadScenarios.threadCreate,
     "sigprof-sharing": SignalSharingScenarios.sigprofSharing,
     "contention-accuracy": ContentionScenarios.accuracy,

@@ -42,4 +42,40 @@ struct AuditTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("survived count 0 incomplete true"), "\(result.stdout)")
     }
+
+    /// Every mechanism at once in one process: CPU profiling at 1000 Hz, heap sampling at rate 1,
+    /// block and mutex profiles at rate 1, thread dumps back to back, label scopes, thread churn
+    /// and profiles written all the while. Nothing crashes or hangs, every profile decodes, and the
+    /// CPU profile still accounts for the labelled workers' CPU time.
+    @Test func everythingAtOnceNeitherCrashesNorHangs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("audit-stress-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try ChildProcess.run("audit-stress", [directory.path, "seconds=8"])
+        #expect(result.status == 0 && !result.crashed, "\(result.status) \(result.stderr)")
+        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+        let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        for key in ["rawDumps", "dumps", "threadsCreated", "lockRounds", "taskRounds", "allocRounds", "profileWrites"] {
+            #expect((json[key] as? Int ?? 0) > 0, "\(key): \(line)")
+        }
+        var profiles: [String: ProfileData] = [:]
+        for name in ["cpu", "heap", "allocs", "block", "mutex", "threadcreate", "goroutine"] {
+            let bytes = try [UInt8](Data(contentsOf: directory.appendingPathComponent("\(name).pb.gz")))
+            profiles[name] = try ProfileData(decoding: bytes)
+            #expect(profiles[name]?.samples.isEmpty == false, "\(name) has no samples")
+        }
+        let cpu = try #require(profiles["cpu"])
+        let cpuIndex = try #require(cpu.sampleTypes.firstIndex { $0.type == "cpu" })
+        for worker in 0..<2 {
+            let sampledNanos = cpu.samples
+                .filter { $0.labels.contains { $0.key == "worker" && $0.string == "alloc-\(worker)" } }
+                .map { $0.values[cpuIndex] }.reduce(0, +)
+            let usedMillis = json["allocCPUMillis-\(worker)"] as? Int ?? 0
+            // User-space samples of a thread that also spends time in the kernel (mmap, munmap).
+            #expect(
+                Double(sampledNanos) / 1e6 >= Double(usedMillis) * 0.4,
+                "alloc-\(worker): \(sampledNanos) ns sampled, \(usedMillis) ms used"
+            )
+        }
+    }
 }

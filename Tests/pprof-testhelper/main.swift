@@ -40,6 +40,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "cpu-qsort": CPUScenarios.qsort,
     "cpu-async": CPUScenarios.asyncChain,
     "cpu-perf-after-dump": AuditScenarios.perfAfterDump,
+    "audit-stress": AuditScenarios.stress,
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
     "labels-handler-situations": LabelScenarios.handlerSituations,
     "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,

@@ -101,8 +101,18 @@ static int64_t now_ns(void) {
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
+// The bit of `signo` in the hexadecimal mask on line `key` of a /proc status text, or 0.
+static int status_mask_bit(const char *text, const char *key, int signo) {
+    const char *line = strstr(text, key);
+    if (!line) return 0;
+    unsigned long long mask = strtoull(line + strlen(key), NULL, 16);
+    return (mask >> (signo - 1)) & 1;
+}
+
 // Whether thread `tid` blocks `signo`, from /proc/self/task/<tid>/status: 1 yes, 0 no, -1 gone.
-static int thread_blocks_signal(int32_t tid, int signo) {
+// With `pending_too`, only a thread that blocks it and has it pending counts: a thread running our
+// handler has the signal in SigBlk too (for the handler's duration), yet it is answering.
+static int thread_blocks_signal(int32_t tid, int signo, int pending_too) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -112,10 +122,8 @@ static int thread_blocks_signal(int32_t tid, int signo) {
     close(fd);
     if (length <= 0) return -1;
     text[length] = 0;
-    const char *line = strstr(text, "\nSigBlk:");
-    if (!line) return 0;
-    unsigned long long mask = strtoull(line + 8, NULL, 16);
-    return (mask >> (signo - 1)) & 1;
+    if (!status_mask_bit(text, "\nSigBlk:", signo)) return 0;
+    return !pending_too || status_mask_bit(text, "\nSigPnd:", signo);
 }
 
 // Threads that blocked the signal in an earlier dump: checked before they are asked again, so
@@ -272,7 +280,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
                 continue;
             }
             if (is_known_blocker(tid)) {
-                int blocks = thread_blocks_signal(tid, signo);
+                int blocks = thread_blocks_signal(tid, signo, 0);
                 remember_blocker(tid, blocks == 1);
                 if (blocks != 0) {
                     out[output].status = blocks == 1 ? PP_THREAD_BLOCKS_SIGNAL : PP_THREAD_EXITED;
@@ -316,7 +324,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
             if (now >= pending->check_at) {
                 pending->check_at = now + CHECK_EVERY_NS;
                 int32_t tid = out[pending->output].tid;
-                int blocks = thread_blocks_signal(tid, signo);
+                int blocks = thread_blocks_signal(tid, signo, 1);
                 remember_blocker(tid, blocks == 1);
                 if (blocks != 0 && abandon(slot, &out[pending->output])) {
                     if (out[pending->output].status != PP_THREAD_SAMPLED) {

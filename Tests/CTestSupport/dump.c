@@ -1,8 +1,5 @@
 // Thread dumps from a forked child (the child has only the forking thread).
 #define _GNU_SOURCE
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "CTestSupport.h"
@@ -18,13 +15,5 @@ int ctest_fork_and_dump(int timeout_ms) {
         int result = pp_thread_dump(&self, 1, &out, 1, 100 * 1000 * 1000);
         _exit(result == 0 && out.status == PP_THREAD_SAMPLED && out.depth > 0 ? 0 : 3);
     }
-    int status = 0;
-    for (int waited = 0; waited < timeout_ms; waited++) {
-        if (waitpid(child, &status, WNOHANG) == child) return status;
-        struct timespec millisecond = {0, 1000000};
-        nanosleep(&millisecond, NULL);
-    }
-    kill(child, SIGKILL);
-    waitpid(child, &status, 0);
-    return -1;
+    return ctest_wait_for_child(child, timeout_ms);
 }

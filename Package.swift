@@ -64,7 +64,7 @@ let package = Package(
             path: "Tests/pprof-testhelper"
         ),
         // C code the helper's scenarios call (a C library's view of locks, allocation…).
-        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
+        .target(name: "CTestSupport", dependencies: ["CPprof"], path: "Tests/CTestSupport"),
         // A Swift program that knows nothing of swift-pprof: the LD_PRELOAD tests and the heaptrack
         // comparison run it.
         .executableTarget(

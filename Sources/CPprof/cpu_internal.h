@@ -62,4 +62,13 @@ int pp_cpu_sources_prepare(void);
 void pp_cpu_thread_started(void);
 void pp_cpu_claims_reset(void);
 
+// The perf_event fd last armed for thread `tid` in this run, or -1 (may belong to an exited
+// incarnation: check pp_cpu_perf_fds). Async-signal-safe.
+int pp_cpu_perf_fd_of_thread(int tid);
+
+// For handlers of other signals that share the profiling signal (thread dumps): re-enables the
+// calling thread's perf event, whose overflow signal the kernel may have dropped while this
+// signal was pending. Async-signal-safe.
+void pp_cpu_rearm_after_queued_signal(int signo);
+
 #endif

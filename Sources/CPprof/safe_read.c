@@ -5,7 +5,8 @@
 //
 // Measured on the 2-core x86_64 VM (pprof-bench unwind): a probe costs one system call (~0.2 µs),
 // paid once per distinct page a walk touches; a recoverable load costs nothing extra unless it
-// faults. Walks use recovery whenever it is safe and probes otherwise.
+// faults, and a walk that uses recovery first checks with one system call that our handler still
+// receives SIGSEGV. Walks use recovery whenever it is safe and probes otherwise.
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -62,9 +63,26 @@ static int recovery_allowed = 1;
 static struct sigaction previous_segv, previous_bus;
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static void recovery_handler(int signo, siginfo_t *info, void *context);
+
+// Whether SIGSEGV still reaches recovery_handler. A handler installed over ours after
+// pp_fault_recovery_enable (a crash reporter, another language runtime) would take a walker's
+// recoverable fault for a crash and end the process. One raw rt_sigaction per walk.
+static int still_installed(void) {
+    uintptr_t action[4] = {0, 0, 0, 0};  // the kernel's sigaction: the handler comes first
+    if (pp_syscall4(SYS_rt_sigaction, SIGSEGV, 0, action, 8) != 0) return 0;
+    return action[0] == (uintptr_t)recovery_handler;
+}
+
 int pp_fault_recovery_active(void) {
-    return __atomic_load_n(&recovery_state, __ATOMIC_ACQUIRE) == INSTALLED &&
-           __atomic_load_n(&recovery_allowed, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&recovery_state, __ATOMIC_ACQUIRE) != INSTALLED ||
+        !__atomic_load_n(&recovery_allowed, __ATOMIC_RELAXED))
+        return 0;
+    if (still_installed()) return 1;
+    // Displaced: probe from now on (as pp_fault_recovery_enable would decide).
+    int expected = INSTALLED;
+    __atomic_compare_exchange_n(&recovery_state, &expected, DISPLACED, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static uint64_t recovered_faults;

@@ -8,8 +8,10 @@
 
 #include "arch.h"
 
-// Slot states of the stack table: 0 empty, BUSY while its frames are being copied, else the id.
+// Slot states of the stack table: 0 empty, BUSY while its frames are being copied, DEAD if claimed
+// when the table had no room left (skipped by probes, never matched), else the id.
 #define SLOT_BUSY 0xffffffffu
+#define SLOT_DEAD 0xfffffffeu
 
 struct stack_slot {
     uint64_t hash;
@@ -96,7 +98,10 @@ uint32_t pp_stack_table_intern(pp_stack_table *table, const uintptr_t *pcs, int 
                 uint32_t id = __atomic_add_fetch(&table->count, 1, __ATOMIC_RELAXED);
                 uint32_t offset = __atomic_fetch_add(&table->frames_used, (uint32_t)count, __ATOMIC_RELAXED);
                 if (id > table->capacity || (uint64_t)offset + (uint64_t)count > table->frame_capacity) {
-                    // Out of room: the slot stays BUSY forever (so probes skip it) and the stack is dropped.
+                    // Out of room (another writer took the last of it since the check above): the
+                    // stack is dropped and the slot retired. Left BUSY, it would make every later
+                    // probe through it spin for the writer that never publishes.
+                    __atomic_store_n(&slot->state, SLOT_DEAD, __ATOMIC_RELEASE);
                     __atomic_add_fetch(&table->dropped, 1, __ATOMIC_RELAXED);
                     return 0;
                 }
@@ -120,6 +125,7 @@ uint32_t pp_stack_table_intern(pp_stack_table *table, const uintptr_t *pcs, int 
             }
             if (state == SLOT_BUSY) continue;
         }
+        if (state == SLOT_DEAD) continue;
         if (slot->hash == hash && slot->frame_count == (uint32_t)count &&
             same_frames(table->frames + slot->frames_offset, pcs, count))
             return state;

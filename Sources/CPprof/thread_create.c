@@ -1,5 +1,6 @@
 // Thread-creation records. pp_thread_create_record runs inside the pthread_create hook: it only
-// uses the lock-free tables (and maps them once, on first use, with a CAS so racing creators agree).
+// uses the lock-free tables (and maps them once, on first use, with a CAS so racing creators agree;
+// it never waits for another thread).
 #include <stddef.h>
 #include <sys/mman.h>
 
@@ -25,11 +26,11 @@ static int ensure_tables(void) {
         __atomic_store_n(&buckets, new_buckets, __ATOMIC_RELEASE);
         return 1;
     }
-    // Another thread won; wait for its bucket table to appear. Ours are left mapped but unused
-    // (at most once per process, in a race of first creations).
-    while (!__atomic_load_n(&buckets, __ATOMIC_ACQUIRE)) {
-    }
-    return 1;
+    // Another thread won; ours are left mapped but unused (at most once per process, in a race of
+    // first creations). Its bucket table appears an instant later; never wait for it: a fork in that
+    // instant leaves a child whose winner never publishes, and every pthread_create there would spin.
+    // Until it appears, this record is dropped (and counted).
+    return __atomic_load_n(&buckets, __ATOMIC_ACQUIRE) != NULL;
 }
 
 void pp_thread_create_record(const uintptr_t *pcs, int depth, unsigned flags) {

@@ -1,6 +1,7 @@
 // Thread dumps. dump_handler runs as the signal handler on every dumped thread and is
-// async-signal-safe (no allocation, no locks, raw system calls, errno preserved); everything else
-// runs in the dumping thread, in ordinary code.
+// async-signal-safe (no allocation, no locks, raw system calls, errno preserved; it also calls
+// pp_cpu_rearm_after_queued_signal of cpu_sampler.c); everything else runs in the dumping thread, in
+// ordinary code.
 //
 // Protocol: each request owns a slot of a static pool (never freed, so a late handler can never
 // write into freed memory). A slot's state and generation share one atomic word; the signal
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "cpu_internal.h"
 #include "pp_labels.h"
 #include "pp_signals.h"
 #include "pp_thread_dump.h"
@@ -49,7 +51,6 @@ static int dump_signal = -1;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void dump_handler(int signo, siginfo_t *info, void *context) {
-    (void)signo;
     int saved_errno = errno;
     if (info && context && info->si_code == SI_QUEUE && info->si_pid == __atomic_load_n(&process_id, __ATOMIC_RELAXED)) {
         uint64_t token = (uint64_t)(uintptr_t)info->si_value.sival_ptr;
@@ -70,6 +71,9 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 pp_syscall6(SYS_futex, (long)&answers, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
             }
         }
+        // Answered or stale, this request was pending on the thread: revive a CPU-profiling perf
+        // event whose overflow signal it may have displaced.
+        pp_cpu_rearm_after_queued_signal(signo);
     }
     errno = saved_errno;
 }
@@ -97,8 +101,18 @@ static int64_t now_ns(void) {
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
+// The bit of `signo` in the hexadecimal mask on line `key` of a /proc status text, or 0.
+static int status_mask_bit(const char *text, const char *key, int signo) {
+    const char *line = strstr(text, key);
+    if (!line) return 0;
+    unsigned long long mask = strtoull(line + strlen(key), NULL, 16);
+    return (mask >> (signo - 1)) & 1;
+}
+
 // Whether thread `tid` blocks `signo`, from /proc/self/task/<tid>/status: 1 yes, 0 no, -1 gone.
-static int thread_blocks_signal(int32_t tid, int signo) {
+// With `pending_too`, only a thread that blocks it and has it pending counts: a thread running our
+// handler has the signal in SigBlk too (for the handler's duration), yet it is answering.
+static int thread_blocks_signal(int32_t tid, int signo, int pending_too) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -108,10 +122,8 @@ static int thread_blocks_signal(int32_t tid, int signo) {
     close(fd);
     if (length <= 0) return -1;
     text[length] = 0;
-    const char *line = strstr(text, "\nSigBlk:");
-    if (!line) return 0;
-    unsigned long long mask = strtoull(line + 8, NULL, 16);
-    return (mask >> (signo - 1)) & 1;
+    if (!status_mask_bit(text, "\nSigBlk:", signo)) return 0;
+    return !pending_too || status_mask_bit(text, "\nSigPnd:", signo);
 }
 
 // Threads that blocked the signal in an earlier dump: checked before they are asked again, so
@@ -193,14 +205,27 @@ static int abandon(dump_slot *slot, pp_thread_stack *out) {
         __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_FREE, __ATOMIC_RELEASE);
         return 1;
     }
-    // Still writing: leave the slot out of service for good rather than risk a torn answer.
+    // Still writing: leave the slot out of service until its handler is done (a later dump then
+    // reclaims it) rather than risk a torn answer.
     return 0;
+}
+
+// In the child of a fork only the forking thread exists: a dump that another thread was running
+// left dump_lock held and slots that nobody will answer. Start over, or every dump there would hang.
+static void reset_in_child(void) {
+    pthread_mutex_init(&dump_lock, NULL);
+    for (int i = 0; i < SLOT_COUNT; i++) {
+        uint64_t word = __atomic_load_n(&slots[i].word, __ATOMIC_RELAXED);
+        __atomic_store_n(&slots[i].word, (word >> STATE_BITS) << STATE_BITS | SLOT_FREE, __ATOMIC_RELAXED);
+    }
 }
 
 __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_thread_stack *out, int window,
                                              int64_t timeout_ns) {
     if (count <= 0) return 0;
     pthread_mutex_lock(&dump_lock);
+    static int fork_handler_installed;
+    if (!fork_handler_installed) fork_handler_installed = pthread_atfork(NULL, NULL, reset_in_child) == 0;
     int signo = claim_signal();
     if (signo < 0) {
         pthread_mutex_unlock(&dump_lock);
@@ -232,9 +257,16 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
         while (next < count && in_flight < window) {
             int slot_index = -1;
             for (int i = 0; i < SLOT_COUNT && slot_index < 0; i++) {
-                if (requests[i].output < 0 && (__atomic_load_n(&slots[i].word, __ATOMIC_ACQUIRE) & STATE_MASK) == SLOT_FREE) {
-                    slot_index = i;
+                if (requests[i].output >= 0) continue;
+                uint64_t word = __atomic_load_n(&slots[i].word, __ATOMIC_ACQUIRE);
+                // Answered after its request was abandoned mid-write: nobody waits for it any more.
+                // (Without this, each such late answer would take a slot out of service for good.)
+                if ((word & STATE_MASK) == SLOT_DONE &&
+                    __atomic_compare_exchange_n(&slots[i].word, &word, (word >> STATE_BITS) << STATE_BITS | SLOT_FREE,
+                                                0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                    word = (word >> STATE_BITS) << STATE_BITS | SLOT_FREE;
                 }
+                if ((word & STATE_MASK) == SLOT_FREE) slot_index = i;
             }
             if (slot_index < 0) break;
             int output = next++;
@@ -248,7 +280,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
                 continue;
             }
             if (is_known_blocker(tid)) {
-                int blocks = thread_blocks_signal(tid, signo);
+                int blocks = thread_blocks_signal(tid, signo, 0);
                 remember_blocker(tid, blocks == 1);
                 if (blocks != 0) {
                     out[output].status = blocks == 1 ? PP_THREAD_BLOCKS_SIGNAL : PP_THREAD_EXITED;
@@ -292,7 +324,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
             if (now >= pending->check_at) {
                 pending->check_at = now + CHECK_EVERY_NS;
                 int32_t tid = out[pending->output].tid;
-                int blocks = thread_blocks_signal(tid, signo);
+                int blocks = thread_blocks_signal(tid, signo, 1);
                 remember_blocker(tid, blocks == 1);
                 if (blocks != 0 && abandon(slot, &out[pending->output])) {
                     if (out[pending->output].status != PP_THREAD_SAMPLED) {

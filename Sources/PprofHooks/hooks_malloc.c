@@ -3,7 +3,8 @@
 // forked child, nested in signal handlers that allocate). Each forwards to glibc's own entry points
 // (__libc_malloc & co., exported by glibc for exactly this) and adds only what pp_heap.h provides:
 // a thread-local countdown on allocation, a one-load filter on free, and the lock-free slow paths.
-// No locks, no allocation of our own; errno as glibc leaves it (the slow path restores it).
+// No locks, no allocation of our own; errno as glibc leaves it (the slow path restores it). The
+// obsolete valloc and pvalloc call glibc (and getpagesize) through ordinary PLT calls.
 //
 // Linked into an executable, these definitions come first in the symbol lookup of every DSO (the
 // Swift runtime, Foundation, libc's own PLT calls), provided the executable exports them; most are

@@ -1,6 +1,8 @@
 // pthread_create interposition (threadcreate profile, thread start events). pthread_create and
 // thread_start run inside the hook: they capture the creating stack with the async-signal-safe
-// walker, record it in lock-free tables and call the real function; no locks of their own.
+// walker, record it in lock-free tables and call the real function; no locks of their own (only a
+// pthread_create before this image's constructor resolves the real function with dlsym, which takes
+// the loader's lock). They allocate the start arguments through the malloc hooks.
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>

@@ -64,6 +64,10 @@ int ctest_fork_and_contend(int threads, int iterations, int hold_us, int timeout
         ctest_contend_pthread_mutex(threads, iterations, hold_us);
         _exit(0);
     }
+    return ctest_wait_for_child(child, timeout_ms);
+}
+
+int ctest_wait_for_child(int child, int timeout_ms) {
     int status = 0;
     for (int waited = 0; waited < timeout_ms; waited++) {
         if (waitpid(child, &status, WNOHANG) == child) return status;

@@ -93,7 +93,8 @@ const pp_unwind_tables *pp_unwind_tables_current(void);
 // probing each page with a system call. It chains every fault that is not the walker's to the
 // handler that was installed before (the Swift runtime's backtracer, or the default action).
 // Idempotent; re-checks that the handler is still the installed one and falls back to probing if
-// someone replaced it. Returns 1 when recovery is in use. Not for use in a handler.
+// someone replaced it (every walk checks SIGSEGV's handler too). Returns 1 when recovery is in use.
+// Not for use in a handler.
 int pp_fault_recovery_enable(void);
 
 // How many faulting reads the recovery handler has turned into "unreadable" so far.

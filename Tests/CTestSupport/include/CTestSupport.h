@@ -16,6 +16,14 @@ int64_t ctest_contend_pthread_mutex(int threads, int iterations, int hold_us);
 // finish within `timeout_ms` (it is then killed).
 int ctest_fork_and_contend(int threads, int iterations, int hold_us, int timeout_ms);
 
+// Waits for child process `child`: its wait status, or -1 if it did not finish within `timeout_ms`
+// (it is then killed).
+int ctest_wait_for_child(int child, int timeout_ms);
+
+// Forks; the child dumps its own (only) thread with pp_thread_dump and exits 0 if that worked.
+// Returns the child's wait status, or -1 if it did not finish within `timeout_ms` (it is then killed).
+int ctest_fork_and_dump(int timeout_ms);
+
 // Makes the calling thread's sleeps end on time (timer slack of 1 ns instead of 50 µs), so short
 // sleeps are short.
 void ctest_precise_sleeps(void);

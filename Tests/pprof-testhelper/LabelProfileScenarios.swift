@@ -48,11 +48,31 @@ extension LabelScenarios {
     }
 
     /// Two concurrent tasks, `route=/a` and `route=/b`, each burning in its own function across
-    /// many `await`s that resume on whichever pool thread is free.
+    /// many `await`s that resume on whichever pool thread is free, and for half of the time on
+    /// `hopExecutor`'s thread: so each surely runs on several threads, even on a loaded machine
+    /// that might keep a task on one pool thread.
     static func concurrentRoutes(budget: Int64) async {
-        async let a: Void = withProfileLabels(["route": "/a"]) { await burnRouteA(budget) }
-        async let b: Void = withProfileLabels(["route": "/b"]) { await burnRouteB(budget) }
+        async let a: Void = withProfileLabels(["route": "/a"]) {
+            await burnRouteA(budget / 2)
+            await withTaskExecutorPreference(hopExecutor) { await burnRouteA(budget / 2) }
+        }
+        async let b: Void = withProfileLabels(["route": "/b"]) {
+            await withTaskExecutorPreference(hopExecutor) { await burnRouteB(budget / 2) }
+            await burnRouteB(budget / 2)
+        }
         _ = await (a, b)
+    }
+
+    static let hopExecutor = HopExecutor()
+
+    /// Runs jobs on one serial queue, off Swift's cooperative pool.
+    final class HopExecutor: TaskExecutor {
+        private let queue = DispatchQueue(label: "labels-hop")
+
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+        }
     }
 
     struct Expected: Error {}

@@ -58,7 +58,7 @@ final class DemoService: Sendable {
                 Thread.sleep(forTimeInterval: 0.008)
             }
         }
-        spawn("metrics-reporter") { service in
+        spawn("metrics-report") { service in
             var rotations = 0
             while !service.isShuttingDown {
                 service.metrics.report()
@@ -138,9 +138,9 @@ final class DemoService: Sendable {
             case .render: await render(request)
             case .login: await login(request)
             }
+            metrics.record(request.route, latency: ContinuousClock.now - started)
+            auditLog.append("\(request.route.rawValue) user=\(request.user) query=\(request.query)")
         }
-        metrics.record(request.route, latency: ContinuousClock.now - started)
-        auditLog.append("\(request.route.rawValue) user=\(request.user) query=\(request.query)")
         switch request.route {
         case .search: searches.add(1, ordering: .relaxed)
         case .render: renders.add(1, ordering: .relaxed)
@@ -167,7 +167,7 @@ final class DemoService: Sendable {
         // The spelling service, a backend call.
         try? await Task.sleep(for: .microseconds(300))
         let hits = index.rank(terms: terms, limit: 10)
-        cache.store(query: request.query, body: SearchIndex.serialize(hits, padding: 2_048 + request.query % 4_096))
+        cache.store(query: request.query, body: SearchIndex.serialize(hits, padding: 8_192 + request.query % 16_384))
     }
 
     @inline(never)

@@ -67,7 +67,12 @@ struct Summary {
         var demoCumulative: [String: Int64] = [:]
         for sample in samples {
             let value = sample.values[index]
-            if let leaf = sample.frames.first { flat[leaf.function, default: 0] += value }
+            if let leaf = sample.frames.first {
+                let name =
+                    leaf.function.isEmpty
+                    ? "(no symbol, in \((leaf.mappingFile as NSString).lastPathComponent))" : leaf.function
+                flat[name, default: 0] += value
+            }
             for function in Set(sample.frames.map(\.function)) { cumulative[function, default: 0] += value }
             let owners = Set(sample.frames.map { Self.owningFunction($0.function) })
             for function in owners where Self.isDemoCode(function) && !Self.isHelperFrame(function) {
@@ -259,11 +264,32 @@ struct Summary {
 
     /// The function an async funclet belongs to: `(2) await resume partial function for f()` → `f()`.
     static func owningFunction(_ function: String) -> String {
-        function.replacingOccurrences(
+        withoutSpecialization(function).replacingOccurrences(
             of: #"^\(\d+\) (await|suspend) resume partial function for "#,
             with: "",
             options: .regularExpression
         )
+    }
+
+    /// The function a compiler specialization was made of: `function signature specialization
+    /// <Arg[1] = Dead> of static f()` → `static f()`; likewise `generic specialization <…> of`.
+    static func withoutSpecialization(_ function: String) -> String {
+        var name = Substring(function)
+        if name.hasPrefix("merged ") { name = name.dropFirst(7) }
+        while let marker = name.range(of: "specialization <"),
+            name[..<marker.lowerBound].allSatisfy({ $0.isLetter || $0 == " " })
+        {
+            var depth = 1
+            var index = marker.upperBound
+            while index < name.endIndex && depth > 0 {
+                if name[index] == "<" { depth += 1 }
+                if name[index] == ">" && name[name.index(before: index)] != "-" { depth -= 1 }
+                index = name.index(after: index)
+            }
+            guard name[index...].hasPrefix(" of ") else { break }
+            name = name[name.index(index, offsetBy: 4)...]
+        }
+        return String(name)
     }
 
     /// Closures, thunks and `defer` bodies: frames that say less than the function they are in.
@@ -291,7 +317,7 @@ struct Summary {
 
     /// Swift names without argument types and return type: `pprof_demo.SearchIndex.score(_:terms:inverseFrequency:)`.
     func short(_ name: String, limit: Int = 80) -> String {
-        let shortened = Self.dropSignatures(name)
+        let shortened = Self.dropSignatures(Self.withoutSpecialization(name))
         return shortened.count <= limit ? shortened : String(shortened.prefix(limit - 1)) + "…"
     }
 

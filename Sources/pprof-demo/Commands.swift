@@ -75,7 +75,9 @@ enum ServeCommand {
     static func run(_ options: Options) async throws {
         DemoSettings.apply()
         let server = try await PprofServer.start(configuration: .init(host: options.host, port: options.port))
-        let service = DemoService()
+        // Paced (a few ms between requests per client), so a demo left running does not keep
+        // every core busy.
+        let service = DemoService(pause: .milliseconds(4))
         service.startBackgroundThreads()
 
         // Stop cleanly on Ctrl-C or SIGTERM.

@@ -31,7 +31,23 @@ final class DemoService: Sendable {
     static let standbyCount = 3
     static let auditWriterCount = 2
 
-    let index = SearchIndex(documentCount: 2_000, seed: 1)
+    #if DEBUG
+        // Unoptimized code is ~10× slower: a debug build (the tests run it) ranks fewer documents and
+        // stretches passwords less, so that a run of seconds still sees every route and contention.
+        static let documentCount = 150
+        static let passwordRounds = 8_000
+    #else
+        static let documentCount = 2_000
+        static let passwordRounds = 12_000
+    #endif
+
+    let index = SearchIndex(documentCount: DemoService.documentCount, seed: 1)
+    /// How long each client waits between requests (0: as fast as it can).
+    let pause: Duration
+
+    init(pause: Duration = .zero) {
+        self.pause = pause
+    }
     let cache = ResponseCache(capacity: 1_500)
     let sessions = SessionStore()
     let metrics = Metrics()
@@ -112,6 +128,7 @@ final class DemoService: Sendable {
                 query: Int(random.next() % 3_000)
             )
             await handle(request)
+            if pause > .zero { try? await Task.sleep(for: pause) }
             handled += 1
             // Clients reconnect now and then, as keep-alive connections expire.
             if handled % 40 == 0 {
@@ -181,7 +198,7 @@ final class DemoService: Sendable {
     @inline(never)
     func login(_ request: Request) async {
         try? await Task.sleep(for: .microseconds(200))
-        let digest = PasswordHasher.stretch(password: "secret-\(request.user)", rounds: 12_000)
+        let digest = PasswordHasher.stretch(password: "secret-\(request.user)", rounds: Self.passwordRounds)
         sessions.create(user: request.user, token: digest)
     }
 

@@ -67,13 +67,8 @@ struct Summary {
         var demoCumulative: [String: Int64] = [:]
         for sample in samples {
             let value = sample.values[index]
-            if let leaf = sample.frames.first {
-                let name =
-                    leaf.function.isEmpty
-                    ? "(no symbol, in \((leaf.mappingFile as NSString).lastPathComponent))" : leaf.function
-                flat[name, default: 0] += value
-            }
-            for function in Set(sample.frames.map(\.function)) { cumulative[function, default: 0] += value }
+            if let leaf = sample.frames.first { flat[Self.name(of: leaf), default: 0] += value }
+            for function in Set(sample.frames.map(Self.name(of:))) { cumulative[function, default: 0] += value }
             let owners = Set(sample.frames.map { Self.owningFunction($0.function) })
             for function in owners where Self.isDemoCode(function) && !Self.isHelperFrame(function) {
                 demoCumulative[function, default: 0] += value
@@ -251,6 +246,11 @@ struct Summary {
             line("\(file): cannot be read: \(error)\n")
             return nil
         }
+    }
+
+    /// A frame's function, or where an address without a symbol is (a PLT stub, stripped code).
+    static func name(of frame: ProfileData.Frame) -> String {
+        frame.function.isEmpty ? "[no symbol in \((frame.mappingFile as NSString).lastPathComponent)]" : frame.function
     }
 
     static func isDemoCode(_ function: String) -> Bool {

@@ -220,17 +220,20 @@ struct Summary {
 
     private mutating func commandsSection() {
         let d = shownDirectory
+        // -symbolize=none: the profiles carry their symbols; without it go tool pprof re-symbolizes
+        // (and loses the Swift names of) an executable mapping with one unnamed location (a PLT stub).
+        let pprof = "go tool pprof -symbolize=none"
         line("Explore them with go tool pprof:")
         for command in [
-            "go tool pprof -top \(d)/cpu.pb.gz",
-            "go tool pprof -http=127.0.0.1:8080 \(d)/cpu.pb.gz      # flame graph: View > Flame Graph",
-            "go tool pprof -tagfocus route=/search -top \(d)/cpu.pb.gz",
-            "go tool pprof -tags \(d)/cpu.pb.gz",
-            "go tool pprof -sample_index=inuse_space -top \(d)/heap.pb.gz",
-            "go tool pprof -sample_index=alloc_space -top \(d)/allocs.pb.gz",
-            "go tool pprof -top \(d)/block.pb.gz",
-            "go tool pprof -top \(d)/mutex.pb.gz",
-            "go tool pprof -traces \(d)/demo.connections.pb.gz",
+            "\(pprof) -top \(d)/cpu.pb.gz",
+            "\(pprof) -http=127.0.0.1:8080 \(d)/cpu.pb.gz      # flame graph: View > Flame Graph",
+            "\(pprof) -tagfocus route=/search -top \(d)/cpu.pb.gz",
+            "\(pprof) -tags \(d)/cpu.pb.gz",
+            "\(pprof) -sample_index=inuse_space -top \(d)/heap.pb.gz",
+            "\(pprof) -sample_index=alloc_space -top \(d)/allocs.pb.gz",
+            "\(pprof) -top \(d)/block.pb.gz",
+            "\(pprof) -top \(d)/mutex.pb.gz",
+            "\(pprof) -traces \(d)/demo.connections.pb.gz",
             "cat \(d)/goroutine-debug2.txt",
         ] {
             line("  " + command)

@@ -77,7 +77,7 @@ import Testing
 
         // The summary names what the profiles say.
         for expected in [
-            "SearchIndex.score", "PasswordHasher.mix", "/search", "/render", "/login", "ResponseCache", "SessionStore",
+            "SearchIndex.score", "PasswordHasher.mix", "/search", "/render", "/login", "MiB in use", "SessionStore",
             "standby-N", "demo.connections: 4 open connections", "go tool pprof -symbolize=none -top",
         ] {
             #expect(summary.contains(expected), "summary lacks \(expected):\n\(summary)")

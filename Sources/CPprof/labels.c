@@ -23,6 +23,8 @@
 #include <link.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "pp_labels.h"
 
@@ -44,6 +46,7 @@ static void (*release_thread_object)(void *);
 static pthread_key_t thread_exit_key;
 static int installed;           // node_offset and the thread slot are usable
 static int task_labels_usable;  // get_current/local_value_get are usable in handlers
+static const char *unreadable_reason = "labels not installed";  // when task labels are not usable
 
 // The calling thread's label-set object (retained by the Swift side). Initial-exec: a handler
 // reads it with one load from the thread pointer.
@@ -148,7 +151,16 @@ int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(v
         node_offset = offset;
         release_thread_object = release_object;
         pthread_key_create(&thread_exit_key, thread_exit);
-        if (key && swift_task_getCurrent && swift_task_localValueGet && runtime_tls_is_static()) {
+        const char *disable = getenv("PPROF_TASK_LABELS");
+        if (disable && strcmp(disable, "off") == 0) {
+            unreadable_reason = "PPROF_TASK_LABELS=off";
+        } else if (!key) {
+            unreadable_reason = "unexpected task-local layout";
+        } else if (!swift_task_getCurrent || !swift_task_localValueGet) {
+            unreadable_reason = "the Swift Concurrency runtime is not linked";
+        } else if (!runtime_tls_is_static()) {
+            unreadable_reason = "the Swift Concurrency runtime's thread-local storage is not static";
+        } else {
             get_current = swift_task_getCurrent;
             local_value_get = swift_task_localValueGet;
             // Touch the runtime's TLS from here once, so no handler is the first caller.
@@ -159,6 +171,10 @@ int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(v
     }
     pthread_mutex_unlock(&lock);
     return __atomic_load_n(&task_labels_usable, __ATOMIC_RELAXED);
+}
+
+const char *pp_labels_task_labels_unreadable_reason(void) {
+    return pp_labels_task_labels_readable() ? NULL : unreadable_reason;
 }
 
 int pp_labels_task_labels_readable(void) {

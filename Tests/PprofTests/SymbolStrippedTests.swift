@@ -98,6 +98,41 @@ import Testing
         // Libraries keep their names (the profile's first stack ends in libc's start code).
         #expect(profile.mappings.contains { $0.filename.contains("libc.so") && $0.hasFunctions })
 
+        // What a build-ID-aware symbolizer (Parca, Pyroscope, upstream pprof, llvm-symbolizer)
+        // does: find the unstripped binary by the mapping's build ID alone and name our call sites.
+        let debugRoot = directory.appendingPathComponent("debug-root")
+        let idDirectory = debugRoot.appendingPathComponent(".build-id/\(mapping.buildID.prefix(2))")
+        try? FileManager.default.removeItem(at: debugRoot)
+        try FileManager.default.createDirectory(at: idDirectory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: unstripped,
+            toPath: idDirectory.appendingPathComponent("\(mapping.buildID.dropFirst(2)).debug").path
+        )
+        let load = try #require(
+            try ELFFile(path: stripped).programHeaders.first {
+                $0.type == ELFFile.programHeaderLoad && $0.offset <= mapping.fileOffset
+                    && mapping.fileOffset < $0.offset + $0.fileSize
+            }
+        )
+        let fileAddresses = ownLocations.map {
+            $0.address - mapping.memoryStart + mapping.fileOffset - load.offset + load.virtualAddress
+        }
+        // The toolchain's llvm-symbolizer (LLVM 15 and later) looks up build IDs.
+        let byBuildID = try #require(
+            try ReferenceFrame.llvmSymbolizer(
+                buildID: mapping.buildID,
+                debugDirectory: debugRoot.path,
+                addresses: fileAddresses
+            ),
+            "no llvm-symbolizer with --build-id"
+        )
+        let frames = byBuildID.values.flatMap { $0 }
+        for site in sites {
+            let frame = frames.first { demangle($0.function).contains(site.function) }
+            #expect(frame?.line == site.line, "\(site.function) not found by build ID: \(frames)")
+            #expect(frame?.file == scenarioFile)
+        }
+
         guard let go = Tools.find("go") else { return }
         // Go 1.19's pprof cannot read build IDs (its object reader reports none), so it rejects
         // binaries found through PPROF_BINARY_PATH; naming the unstripped executable works.

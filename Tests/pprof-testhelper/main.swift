@@ -40,6 +40,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "format-write-closed-pipe": FormatScenarios.writeToClosedPipe,
     "labels-handler-situations": LabelScenarios.handlerSituations,
     "labels-tls-after-dlopen": LabelScenarios.tlsAfterDlopen,
+    "labels-cpu": LabelScenarios.cpu,
+    "labels-goroutine": LabelScenarios.goroutine,
     "symbols-write-profile": SymbolScenarios.writeProfile,
     "symbols-fuzz": SymbolScenarios.fuzz,
     "symbols-replaced-executable": SymbolScenarios.replacedExecutable,

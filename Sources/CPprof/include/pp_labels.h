@@ -20,13 +20,43 @@ typedef struct pp_label_node {
     uint32_t reserved;
 } pp_label_node;
 
+// Embedded in every label-set object next to its node; never read by handlers. `slots` hold
+// (retained) sets that were made by merging other labels into this one, so that entering the same
+// nested scope again finds the merged set instead of building it; each slot is written once and
+// released with the set. A merged set records what was merged in, for that lookup.
+#define PP_LABEL_MERGE_CACHE_SLOTS 2
+typedef struct pp_label_merge_cache {
+    void *slots[PP_LABEL_MERGE_CACHE_SLOTS];
+    uint64_t merged_in_tag;        // for a merged set: the tag of the set merged in, else 0
+    uint64_t merged_in_positions;  // bit i: pair i came from that set (0 if it has > 64 pairs)
+} pp_label_merge_cache;
+
+// The set in cache slot `index` (not retained), or NULL.
+static inline void *pp_label_merge_cache_get(pp_label_merge_cache *cache, int index) {
+    return __atomic_load_n(&cache->slots[index], __ATOMIC_ACQUIRE);
+}
+
+// Stores `object` (retained by the caller) in the first empty slot: 1 if stored, 0 if all are
+// taken (the caller keeps its reference).
+static inline int pp_label_merge_cache_publish(pp_label_merge_cache *cache, void *object) {
+    for (int index = 0; index < PP_LABEL_MERGE_CACHE_SLOTS; index++) {
+        void *expected = 0;
+        if (__atomic_compare_exchange_n(&cache->slots[index], &expected, object, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 // The label-set tag in force on the calling thread (for a Swift task: the task's), 0 for none.
 // Async-signal-safe: no locks, no allocation, no syscalls, errno untouched. Marks the set sampled.
 uint64_t pp_labels_current(void);
 
 // --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
 
-// Publishes the task-local's key object (NULL: handlers read only threads' labels), the offset
+// Publishes the task-local's key object (NULL: handlers read only threads' labels; so does the
+// environment variable PPROF_TASK_LABELS=off, a switch for toolchains not verified), the offset
 // from a label-set object to its node, and the function that releases a thread's label set when
 // the thread exits. Call once, before handlers may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
 // Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).
@@ -34,6 +64,9 @@ int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*r
 
 // 1 if handlers read task labels (pp_labels_install returned 1), else 0.
 int pp_labels_task_labels_readable(void);
+
+// Why handlers cannot read task labels (a static string), or NULL if they can.
+const char *pp_labels_task_labels_unreadable_reason(void);
 
 // The label-set object in force on the calling thread (not retained; same rules as
 // pp_labels_current, without marking it sampled), or NULL. Only when task labels are readable.

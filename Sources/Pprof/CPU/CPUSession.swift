@@ -426,6 +426,12 @@ final class CPUSession: @unchecked Sendable {
         if counters.lost_samples > 0 {
             lines.append("lost samples: \(counters.lost_samples) (buffers full)")
         }
+        if let reason = pp_labels_task_labels_unreadable_reason() {
+            lines.append(
+                "labels: samples carry only threads' own labels (setForCurrentThread); the signal handler "
+                    + "cannot read Swift tasks' labels in this process (\(String(cString: reason)))"
+            )
+        }
         return lines
     }
 }

@@ -21,6 +21,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     struct Header {
         var node: pp_label_node
         var count: Int
+        var mergeCache = pp_label_merge_cache()
     }
 
     /// A storage holding `pairs`, which must already be sorted by key with unique keys.
@@ -61,6 +62,50 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     }
 
     /// `base`'s pairs with `overriding`'s added, `overriding` winning on equal keys; `nil` if that is
+    /// just `base`. A set found in `base`'s merge cache when `base` was merged with the same labels
+    /// before (a nested scope entered again), else a new one, kept in the cache if it has room.
+    static func merged(_ base: LabelStorage, _ overriding: LabelStorage) -> LabelStorage? {
+        let cache = base.mergeCachePointer
+        for index in 0..<Int32(PP_LABEL_MERGE_CACHE_SLOTS) {
+            // Slots are written once and released with `base`, which is alive here.
+            guard let object = pp_label_merge_cache_get(cache, index) else { break }
+            let candidate = Unmanaged<LabelStorage>.fromOpaque(object)
+            if candidate._withUnsafeGuaranteedRef({ $0.wasMerged(from: overriding) }) {
+                return candidate.takeUnretainedValue()
+            }
+        }
+        guard let merged = merge(base, overriding) else { return nil }
+        let retained = Unmanaged.passRetained(merged)
+        if pp_label_merge_cache_publish(cache, retained.toOpaque()) == 0 { retained.release() }
+        return merged
+    }
+
+    /// Whether this set was made by merging exactly `other`'s labels into the set whose cache
+    /// holds it: `other` itself, or the same pairs (compared as bytes).
+    private func wasMerged(from other: LabelStorage) -> Bool {
+        // Only these two fields: written before the set was published, never again (the slots
+        // next to them may be changing).
+        let cache = mergeCachePointer
+        if cache.pointee.merged_in_tag == other.tag { return true }
+        var positions = cache.pointee.merged_in_positions
+        guard positions != 0, positions.nonzeroBitCount == other.count else { return false }
+        return withUnsafeMutablePointerToElements { mine in
+            other.withUnsafeMutablePointerToElements { theirs in
+                var index = 0
+                while positions != 0 {
+                    let pair = mine[positions.trailingZeroBitCount]
+                    guard compareUTF8(pair.key, theirs[index].key) == 0,
+                        compareUTF8(pair.value, theirs[index].value) == 0
+                    else { return false }
+                    positions &= positions - 1
+                    index += 1
+                }
+                return true
+            }
+        }
+    }
+
+    /// `base`'s pairs with `overriding`'s added, `overriding` winning on equal keys; `nil` if that is
     /// just `base` (every pair of `overriding` is already in it). One pass, one allocation (sized for
     /// the worst case, which wastes a pair's space per key the two share).
     static func merge(_ base: LabelStorage, _ overriding: LabelStorage) -> LabelStorage? {
@@ -69,6 +114,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
                 let aCount = baseHeader.pointee.count
                 let bCount = overridingHeader.pointee.count
                 var changed = false
+                var fromOverriding: UInt64 = 0
                 let merged = make(capacity: aCount + bCount) { out in
                     var i = 0
                     var j = 0
@@ -76,6 +122,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
                     while i < aCount || j < bCount {
                         let order = i == aCount ? 1 : j == bCount ? -1 : compareUTF8(a[i].key, b[j].key)
                         if order > 0 || (order == 0 && compareUTF8(a[i].value, b[j].value) != 0) { changed = true }
+                        if order >= 0 && next - out < 64 { fromOverriding |= 1 << UInt64(next - out) }
                         next.initialize(to: order < 0 ? a[i] : b[j])
                         next += 1
                         if order <= 0 { i += 1 }
@@ -83,7 +130,13 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
                     }
                     return next - out
                 }
-                return changed ? merged : nil
+                guard changed else { return nil }
+                merged.withUnsafeMutablePointerToHeader { header in
+                    header.pointee.mergeCache.merged_in_tag = overridingHeader.pointee.node.tag
+                    header.pointee.mergeCache.merged_in_positions =
+                        fromOverriding.nonzeroBitCount == bCount ? fromOverriding : 0
+                }
+                return merged
             }
         }
     }
@@ -102,6 +155,13 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         }
     }
 
+    var mergeCachePointer: UnsafeMutablePointer<pp_label_merge_cache> {
+        withUnsafeMutablePointerToHeader { header in
+            UnsafeMutableRawPointer(header).advanced(by: LabelRuntime.mergeCacheOffsetInHeader)
+                .assumingMemoryBound(to: pp_label_merge_cache.self)
+        }
+    }
+
     var nodePointer: UnsafeMutablePointer<pp_label_node> {
         withUnsafeMutablePointerToHeader { header in
             UnsafeMutableRawPointer(header).advanced(by: LabelRuntime.nodeOffsetInHeader)
@@ -114,6 +174,11 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         // common case, leave without taking any lock.
         if pp_label_node_sampled(nodePointer) != 0 {
             LabelTags.retire(self)
+        }
+        let cache = mergeCachePointer
+        for index in 0..<Int32(PP_LABEL_MERGE_CACHE_SLOTS) {
+            guard let object = pp_label_merge_cache_get(cache, index) else { break }
+            Unmanaged<LabelStorage>.fromOpaque(object).release()
         }
         withUnsafeMutablePointers { header, elements in
             // Element by element: a specialized loop, cheaper than the runtime's generic array destroy.
@@ -138,7 +203,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
         // The outer set is in force on this thread, so alive: read it without retaining it.
         let outer = Unmanaged<LabelStorage>.fromOpaque(outerObject)
         let merged = outer._withUnsafeGuaranteedRef { outer in
-            outer === added ? nil : LabelStorage.merge(outer, added)
+            outer === added ? nil : LabelStorage.merged(outer, added)
         }
         return InForceLabels(storage: merged ?? outer.takeUnretainedValue())
     }
@@ -156,6 +221,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     }
 
     static let nodeOffsetInHeader = MemoryLayout<LabelStorage.Header>.offset(of: \.node)!
+    static let mergeCacheOffsetInHeader = MemoryLayout<LabelStorage.Header>.offset(of: \.mergeCache)!
 
     /// Offset from a label-set object's address to its `pp_label_node` (the same for every object).
     static let nodeOffset: Int = {

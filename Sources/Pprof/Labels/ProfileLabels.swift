@@ -98,7 +98,7 @@ public struct ProfileLabels: @unchecked Sendable {
         guard let theirs = other.storage else { return self }
         if mine === theirs { return self }
         // Re-setting labels that are already in force keeps the existing set (and its tag).
-        guard let merged = LabelStorage.merge(mine, theirs) else { return self }
+        guard let merged = LabelStorage.merged(mine, theirs) else { return self }
         return ProfileLabels(storage: merged)
     }
 }

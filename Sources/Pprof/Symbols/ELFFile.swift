@@ -186,6 +186,51 @@ final class ELFFile: @unchecked Sendable {
         }
     }
 
+    /// The PLT stubs through which this image calls other images' functions, each named
+    /// `target@plt` (as perf and objdump name them): no symbol covers them, and a sample in one
+    /// (a leaf that just jumped to a lazily bound function) would otherwise stay nameless.
+    /// Slot `i` of `.plt.sec` (x86-64 with IBT) or of `.plt` after its header belongs to entry `i`
+    /// of `.rela.plt`, the order every linker writes them in.
+    func procedureLinkageStubs() -> [(range: Range<UInt64>, name: String)] {
+        let stubSize: UInt64 = 16
+        let header: UInt64
+        switch machine {
+        case ELFFile.machineX86_64: header = 16
+        case ELFFile.machineAArch64: header = 32
+        default: return []
+        }
+        guard let relocations = section(named: ".rela.plt"),
+            let data = slice(offset: relocations.offset, count: relocations.size)
+        else { return [] }
+        let firstSlot: UInt64
+        if let secondary = section(named: ".plt.sec") {
+            firstSlot = secondary.address
+        } else if let plt = section(named: ".plt") {
+            firstSlot = plt.address &+ header
+        } else {
+            return []
+        }
+        var symbolNames: [String?] = []
+        try? forEachSymbol(dynamic: true) { symbol, strings in
+            symbolNames.append(cString(in: strings, at: Int(symbol.nameOffset)))
+        }
+        var stubs: [(range: Range<UInt64>, name: String)] = []
+        let entrySize = 24
+        var offset = 0
+        while offset + entrySize <= data.count {
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: data[offset..<offset + entrySize]))
+            _ = try? reader.u64()  // r_offset: the GOT slot
+            let info = (try? reader.u64()) ?? 0
+            let symbolIndex = Int(info >> 32)
+            let start = firstSlot &+ UInt64(offset / entrySize) &* stubSize
+            if symbolIndex > 0, symbolIndex < symbolNames.count, let name = symbolNames[symbolIndex], !name.isEmpty {
+                stubs.append((start..<start &+ stubSize, name + "@plt"))
+            }
+            offset += entrySize
+        }
+        return stubs
+    }
+
     var hasSymtab: Bool { sections.contains { $0.type == ELFFile.sectionTypeSymtab } }
 
     // MARK: Identity

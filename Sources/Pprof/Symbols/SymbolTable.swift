@@ -93,6 +93,13 @@ final class SymbolTable: Sendable {
             }
             index = next
         }
+        // PLT stubs, where no symbol is (IntervalIndex sorts them in).
+        for stub in files.first?.procedureLinkageStubs() ?? [] where entries.count < Int(UInt32.max) {
+            let name = Array(stub.name.utf8)
+            guard names.count + name.count < Int(UInt32.max) else { break }
+            entries.append((stub.range, Name(offset: UInt32(names.count), length: UInt32(name.count))))
+            names.append(contentsOf: name)
+        }
         self.entries = IntervalIndex(entries)
         self.names = names
     }
@@ -130,9 +137,10 @@ final class SymbolTable: Sendable {
         entries.entry(containing: address).map { (name($0.value), $0.range.lowerBound) }
     }
 
-    /// Every symbol's start address and name (tests, benchmarks).
+    /// Every symbol's start address and name (tests, benchmarks), without the PLT stubs we name
+    /// ourselves (other symbolizers stretch `_init` over them).
     func allSymbols() -> [(start: UInt64, name: String)] {
-        entries.all.map { ($0.range.lowerBound, name($0.value)) }
+        entries.all.map { ($0.range.lowerBound, name($0.value)) }.filter { !$0.name.hasSuffix("@plt") }
     }
 
     private func name(_ name: Name) -> String {

@@ -203,6 +203,7 @@ private final class ImageSlot: Sendable {
 
 /// Demangles a Swift or C++ symbol; other names are returned unchanged.
 package func demangle(_ name: String) -> String {
+    if name.hasSuffix("@plt") { return demangle(String(name.dropLast(4))) + "@plt" }
     var bytes = name.utf8.makeIterator()
     let first = bytes.next()
     let second = bytes.next()

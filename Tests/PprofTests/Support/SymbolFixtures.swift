@@ -242,11 +242,32 @@ struct ReferenceFrame: Equatable, CustomStringConvertible {
 
     /// Symbolizes file `addresses` of `binary`, keyed by address; nil without llvm-symbolizer.
     static func llvmSymbolizer(_ binary: String, addresses: [UInt64]) throws -> [UInt64: [ReferenceFrame]]? {
+        try llvmSymbolizer(object: ["--obj=\(binary)"], addresses: addresses)
+    }
+
+    /// Symbolizes file `addresses` of the binary whose GNU build ID is `buildID`, found only
+    /// through that ID under `debugDirectory` (`.build-id/xx/rest.debug`); nil without a
+    /// llvm-symbolizer that looks up build IDs.
+    static func llvmSymbolizer(
+        buildID: String,
+        debugDirectory: String,
+        addresses: [UInt64]
+    ) throws -> [UInt64: [ReferenceFrame]]? {
+        guard let tool = Tools.llvmSymbolizer,
+            try Tools.run(tool, ["--help"]).stdout.contains("--build-id")
+        else { return nil }
+        return try llvmSymbolizer(
+            object: ["--build-id=\(buildID)", "--debug-file-directory=\(debugDirectory)"],
+            addresses: addresses
+        )
+    }
+
+    private static func llvmSymbolizer(object: [String], addresses: [UInt64]) throws -> [UInt64: [ReferenceFrame]]? {
         guard let tool = Tools.llvmSymbolizer else { return nil }
         let input = addresses.map { "0x" + String($0, radix: 16) }.joined(separator: "\n") + "\n"
         let output = try Tools.run(
             tool,
-            ["--inlining", "--functions=linkage", "--no-demangle", "--output-style=JSON", "--obj=\(binary)"],
+            ["--inlining", "--functions=linkage", "--no-demangle", "--output-style=JSON"] + object,
             input: input
         )
         var result: [UInt64: [ReferenceFrame]] = [:]

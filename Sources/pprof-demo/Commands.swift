@@ -92,11 +92,11 @@ enum ServeCommand {
 
         let base = "http://\(options.host):\(server.port)/debug/pprof"
         say("pprof-demo: serving \(base)/ (the simulated service runs until Ctrl-C)")
-        say("  go tool pprof -symbolize=none -top '\(base)/profile?seconds=5'")
-        say("  go tool pprof -symbolize=none -http=127.0.0.1:8080 '\(base)/profile?seconds=10'")
-        say("  go tool pprof -symbolize=none -top \(base)/heap")
-        say("  go tool pprof -symbolize=none -top '\(base)/block?seconds=5'")
-        say("  go tool pprof -symbolize=none -top \(base)/delta_mutex")
+        say("  go tool pprof -top '\(base)/profile?seconds=5'")
+        say("  go tool pprof -http=127.0.0.1:8080 '\(base)/profile?seconds=10'")
+        say("  go tool pprof -top \(base)/heap")
+        say("  go tool pprof -top '\(base)/block?seconds=5'")
+        say("  go tool pprof -top \(base)/delta_mutex")
         say("  curl '\(base)/goroutine?debug=2'")
         say("port=\(server.port)")
 

@@ -220,9 +220,7 @@ struct Summary {
 
     private mutating func commandsSection() {
         let d = shownDirectory
-        // -symbolize=none: the profiles carry their symbols; without it go tool pprof re-symbolizes
-        // (and loses the Swift names of) an executable mapping with one unnamed location (a PLT stub).
-        let pprof = "go tool pprof -symbolize=none"
+        let pprof = "go tool pprof"
         line("Explore them with go tool pprof:")
         for command in [
             "\(pprof) -top \(d)/cpu.pb.gz",

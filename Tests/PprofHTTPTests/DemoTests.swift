@@ -78,7 +78,7 @@ import Testing
         // The summary names what the profiles say.
         for expected in [
             "SearchIndex.score", "PasswordHasher.mix", "/search", "/render", "/login", "MiB in use", "SessionStore",
-            "standby-N", "demo.connections: 4 open connections", "go tool pprof -symbolize=none -top",
+            "standby-N", "demo.connections: 4 open connections", "go tool pprof -top",
         ] {
             #expect(summary.contains(expected), "summary lacks \(expected):\n\(summary)")
         }
@@ -112,6 +112,7 @@ import Testing
         #expect(cpu.status == 0, "\(cpu.stderr)")
         #expect(cpu.stdout.contains("Duration: 2"), "\(cpu.stdout.prefix(3000))")
         #expect(cpu.stdout.contains("pprof_demo."), "\(cpu.stdout.prefix(3000))")
+        #expect(!cpu.stdout.contains("[pprof-demo]"), "names lost: \(cpu.stdout.prefix(3000))")
 
         // SIGTERM stops the service and the server cleanly.
         demo.process.terminate()

@@ -56,7 +56,7 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
-        .executableTarget(name: "pprof-demo", dependencies: ["Pprof", "PprofHooks"]),
+        .executableTarget(name: "pprof-demo", dependencies: ["Pprof", "PprofHooks", "PprofServer"]),
         // Child processes for tests that need a process of their own (traps, hooks, LD_PRELOAD, stripping).
         .executableTarget(
             name: "pprof-testhelper",

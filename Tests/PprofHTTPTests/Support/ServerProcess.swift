@@ -10,26 +10,30 @@ final class ServerProcess: @unchecked Sendable {
     /// The `key=value` lines the helper printed before serving.
     private(set) var facts: [String: String] = [:]
 
-    static var helperURL: URL {
-        // `swift test` runs `<build>/debug/<package>PackageTests.xctest`; the helper is its sibling.
+    static var helperURL: URL { productURL("pprof-testhelper") }
+
+    /// An executable of the package, built next to the tests.
+    static func productURL(_ name: String) -> URL {
+        // `swift test` runs `<build>/debug/<package>PackageTests.xctest`; executables are its siblings.
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("pprof-testhelper").path),
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path),
             directory.path != "/"
         {
             directory.deleteLastPathComponent()
         }
-        return directory.appendingPathComponent("pprof-testhelper")
+        return directory.appendingPathComponent(name)
     }
 
-    /// Starts the helper and waits (on a thread of its own) until it serves.
-    static func launch(_ arguments: [String] = []) async throws -> ServerProcess {
-        try await onOwnThread { try ServerProcess(arguments) }
+    /// Starts the helper (`http-serve arguments`), or `executable` with `arguments`, and waits (on
+    /// a thread of its own) until it prints `port=N`.
+    static func launch(_ arguments: [String] = [], executable: URL? = nil) async throws -> ServerProcess {
+        try await onOwnThread { try ServerProcess(arguments, executable: executable) }
     }
 
-    private init(_ arguments: [String]) throws {
-        process.executableURL = Self.helperURL
-        process.arguments = ["http-serve"] + arguments
+    private init(_ arguments: [String], executable: URL?) throws {
+        process.executableURL = executable ?? Self.helperURL
+        process.arguments = executable == nil ? ["http-serve"] + arguments : arguments
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"
         process.environment = environment
@@ -83,7 +87,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Runs blocking work on a thread of its own, never on the shared concurrency pool (which
     /// in-process servers of other tests need).
-    private static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread { continuation.resume(with: Result { try work() }) }.start()
         }

@@ -67,4 +67,3 @@ enum LabelScenarios {
         print("SITUATION after-dlopen \(tag)")
     }
 }
-

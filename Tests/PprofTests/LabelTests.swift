@@ -70,7 +70,7 @@ struct LabelTestError: Error {}
         }
 
         @Test func agreesWithAReferenceOnRandomInputs() {
-            var generator = SplitMix64(seed: 42)
+            var generator = SeededGenerator(seed: 42)
             let alphabet = ["a", "b", "B", "é", "e\u{301}", "zz", "", "a0", "ab"]
             for _ in 0..<300 {
                 let count = Int(generator.next() % 12)
@@ -354,18 +354,6 @@ final class Collected: Sendable {
     var all: [[Pair]] { items.withLock { $0 } }
 }
 
-/// A small deterministic random number generator for reproducible test inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Runs `body` on a new thread and returns its result.
 func onNewThread<T>(_ body: @escaping () -> T) -> T {

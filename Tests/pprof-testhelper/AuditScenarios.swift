@@ -99,13 +99,15 @@ extension AuditScenarios {
     /// `unwind-foreign-segv-handler`: fault recovery is set up (a thread dump prepares the walker),
     /// then the program installs a SIGSEGV handler of its own that treats every fault as a crash
     /// (exit 42), then a walk meets a frame pointer into unreadable memory. The walk must not fault
-    /// into that handler. Prints what the walk returned.
+    /// into that handler. Prints what the walk returned. (Walkers notice a displaced handler within
+    /// a tick of the coarse clock, hence the pause.)
     static func foreignSegvHandler(_: [String]) throws {
         _ = try Profile.lookup("goroutine")!.write(to: ProfileBuffer(), debug: 1)
         var crash = sigaction()
         crash.__sigaction_handler.sa_handler = { _ in _exit(42) }
         sigaction(SIGSEGV, &crash, nil)
         sigaction(SIGBUS, &crash, nil)
+        usleep(50_000)
         let page = mmap(nil, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
         var regs = pp_regs()
         regs.fp = UInt(bitPattern: page)

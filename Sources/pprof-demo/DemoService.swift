@@ -209,8 +209,10 @@ final class DemoService: Sendable {
     private func spawn(_ name: String, _ body: @escaping @Sendable (DemoService) -> Void) {
         threadsRunning.enter()
         let thread = Thread { [self] in
-            // Named from inside: Foundation then sets the kernel name (`comm`) that thread dumps show.
+            // Named from inside, and the kernel name (`comm`, what thread dumps show) set directly:
+            // Foundation's setter left it unset now and then.
             Thread.current.name = String(name.prefix(15))
+            try? String(name.prefix(15)).write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
             body(self)
             threadsRunning.leave()
         }

@@ -19,8 +19,9 @@ typedef struct pp_safe_reader {
     uintptr_t pages[4];
 } pp_safe_reader;
 
-// 1 if the recovery handler is installed, allowed, and still SIGSEGV's handler (one system call;
-// once another handler has replaced it, 0 for good). Async-signal-safe.
+// 1 if the recovery handler is installed, allowed, and still SIGSEGV's handler (a vDSO clock read,
+// plus one system call at most once per coarse clock tick; once another handler has replaced it,
+// 0 for good). Async-signal-safe.
 int pp_fault_recovery_active(void);
 
 // 1 if SIGSEGV or SIGBUS is in the signal set at `mask` (a kernel sigset, 8 bytes).

@@ -210,9 +210,12 @@ final class ELFFile: @unchecked Sendable {
         } else {
             return []
         }
-        var symbolNames: [String?] = []
+        // Name offsets only: a String is made for the few symbols the PLT calls.
+        var nameOffsets: [UInt32] = []
+        var names = UnsafeRawBufferPointer(start: nil, count: 0)
         try? forEachSymbol(dynamic: true) { symbol, strings in
-            symbolNames.append(cString(in: strings, at: Int(symbol.nameOffset)))
+            nameOffsets.append(symbol.nameOffset)
+            names = strings
         }
         var stubs: [(range: Range<UInt64>, name: String)] = []
         let entrySize = 24
@@ -223,7 +226,9 @@ final class ELFFile: @unchecked Sendable {
             let info = (try? reader.u64()) ?? 0
             let symbolIndex = Int(info >> 32)
             let start = firstSlot &+ UInt64(offset / entrySize) &* stubSize
-            if symbolIndex > 0, symbolIndex < symbolNames.count, let name = symbolNames[symbolIndex], !name.isEmpty {
+            if symbolIndex > 0, symbolIndex < nameOffsets.count,
+                let name = cString(in: names, at: Int(nameOffsets[symbolIndex])), !name.isEmpty
+            {
                 stubs.append((start..<start &+ stubSize, name + "@plt"))
             }
             offset += entrySize

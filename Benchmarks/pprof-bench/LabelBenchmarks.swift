@@ -1,7 +1,8 @@
 // The cost of profiler labels: entering and leaving `withProfileLabels` (sync and async), building
 // a label set per request, and the handler-side read `pp_labels_current()`. Budget: ≤ 200 ns per
 // enter/leave pair. Each figure is the best of several rounds in thread CPU time, next to the
-// runtime's own floor (`TaskLocal.withValue` with an Int) measured in the same run.
+// runtime's own floor (`TaskLocal.withValue` with an object) measured in the same run; the rows of
+// one context take their rounds in turn, so a noisy spell on the machine hits them all alike.
 import CPprof
 import Dispatch
 import Foundation
@@ -9,14 +10,29 @@ import Pprof
 
 enum LabelBenchmarks {
     static let budgetNanoseconds = 200.0
+    static let rounds = 9
 
     /// One line of the report. `floor` names the row with the runtime's own cost of the same kind
     /// of task-local scope (binding a class reference), which no label implementation avoids.
     struct Row: Sendable {
         var name: String
-        var nanoseconds: Double
+        var nanoseconds = Double.infinity
         var budgeted = false
         var floor: String? = nil
+    }
+
+    /// A row to measure: one round of `iterations` calls, returning the thread CPU time it took
+    /// (`nil` if the round moved to another thread and must not count).
+    struct Case {
+        var row: Row
+        var iterations: Int
+        var round: (Int) -> UInt64?
+    }
+
+    struct AsyncCase {
+        var row: Row
+        var iterations: Int
+        var round: (Int) async -> UInt64?
     }
 
     static let floorOutside = "floor: TaskLocal.withValue(object), outside tasks"
@@ -26,168 +42,115 @@ enum LabelBenchmarks {
     static let floorNestedAsyncInTask = "floor: the same inside a labels scope, async, in a task"
 
     static func run() throws {
-        let iterations = 1_000_000
+        let iterations = 400_000
         let route: ProfileLabels = ["route": "/users"]
         let tenant: ProfileLabels = ["tenant": "a"]
         let object = Payload()
-        var rows: [Row] = []
 
         // Outside any task: the runtime keeps task-locals in per-thread fallback storage.
-        rows.append(
-            Row(name: floorOutside, nanoseconds: measure(iterations) { Floor.$object.withValue(object) { sink() } })
-        )
-        rows.append(
-            Row(
-                name: "withProfileLabels sync, outside tasks",
-                nanoseconds: measure(iterations) { withProfileLabels(route) { sink() } },
-                budgeted: true,
-                floor: floorOutside
-            )
-        )
-        rows.append(
-            Row(
-                name: floorNestedOutside,
-                nanoseconds: withProfileLabels(route) {
-                    measure(iterations) { Floor.$object.withValue(object) { sink() } }
-                }
-            )
-        )
-        rows.append(
-            Row(
-                name: "  merging into outer labels (sync, outside tasks)",
-                nanoseconds: withProfileLabels(route) { measure(iterations) { withProfileLabels(tenant) { sink() } } },
-                budgeted: true,
-                floor: floorNestedOutside
-            )
-        )
-        rows.append(
-            Row(
-                name: "  merging a new literal each time (sync, outside tasks)*",
-                nanoseconds: withProfileLabels(route) {
-                    measure(iterations) { withProfileLabels(["tenant": "a"]) { sink() } }
-                },
-
-                floor: floorNestedOutside
-            )
-        )
-        rows.append(
-            Row(
-                name: "build a one-label set from a literal",
-                nanoseconds: measure(iterations) { blackHole &+= (["route": "/users"] as ProfileLabels).count }
-            )
-        )
-        rows.append(
-            Row(
-                name: "build a three-label set from a literal (unsorted)",
-                nanoseconds: measure(iterations) {
-                    blackHole &+= (["z": "1", "a": "2", "m": "3"] as ProfileLabels).count
-                }
-            )
-        )
+        var rows = measure([
+            Case(row: Row(name: floorOutside), iterations: iterations) { n in
+                time(n) { Floor.$object.withValue(object) { sink() } }
+            },
+            Case(
+                row: Row(name: "withProfileLabels sync, outside tasks", budgeted: true, floor: floorOutside),
+                iterations: iterations
+            ) { n in time(n) { withProfileLabels(route) { sink() } } },
+            Case(row: Row(name: floorNestedOutside), iterations: iterations) { n in
+                withProfileLabels(route) { time(n) { Floor.$object.withValue(object) { sink() } } }
+            },
+            Case(
+                row: Row(
+                    name: "  merging into outer labels (sync, outside tasks)",
+                    budgeted: true,
+                    floor: floorNestedOutside
+                ),
+                iterations: iterations
+            ) { n in withProfileLabels(route) { time(n) { withProfileLabels(tenant) { sink() } } } },
+            Case(
+                row: Row(name: "  merging a new literal each time (sync, outside tasks)*", floor: floorNestedOutside),
+                iterations: iterations
+            ) { n in withProfileLabels(route) { time(n) { withProfileLabels(["tenant": "a"]) { sink() } } } },
+            Case(row: Row(name: "build a one-label set from a literal"), iterations: iterations) { n in
+                time(n) { blackHole &+= (["route": "/users"] as ProfileLabels).count }
+            },
+            Case(row: Row(name: "build a three-label set from a literal (unsorted)"), iterations: iterations) { n in
+                time(n) { blackHole &+= (["z": "1", "a": "2", "m": "3"] as ProfileLabels).count }
+            },
+        ])
 
         rows += onTask { () async -> [Row] in
-            var rows: [Row] = []
-            rows.append(
-                Row(
-                    name: floorSyncInTask,
-                    nanoseconds: measure(iterations) { Floor.$object.withValue(object) { sink() } }
-                )
-            )
-            rows.append(
-                Row(
-                    name: floorAsyncInTask,
-                    nanoseconds: await measureAsync(iterations) {
-                        await Floor.$object.withValue(object) { await sinkAsync() }
-                    }
-                )
-            )
-            rows.append(
-                Row(
-                    name: "withProfileLabels sync, in a task",
-                    nanoseconds: measure(iterations) { withProfileLabels(route) { sink() } },
-                    budgeted: true,
-                    floor: floorSyncInTask
-                )
-            )
-            rows.append(
-                Row(
-                    name: "withProfileLabels async, in a task",
-                    nanoseconds: await measureAsync(iterations) {
-                        await withProfileLabels(route) { await sinkAsync() }
-                    },
-                    budgeted: true,
-                    floor: floorAsyncInTask
-                )
-            )
-            rows.append(
-                Row(
-                    name: floorNestedAsyncInTask,
-                    nanoseconds: await withProfileLabels(route) {
-                        await measureAsync(iterations) {
-                            await Floor.$object.withValue(object) { await sinkAsync() }
-                        }
-                    }
-                )
-            )
-            rows.append(
-                Row(
-                    name: "  merging a new literal each time (async, in a task)*",
-                    nanoseconds: await withProfileLabels(route) {
-                        await measureAsync(iterations) {
-                            await withProfileLabels(["tenant": "a"]) { await sinkAsync() }
-                        }
-                    },
-
-                    floor: floorNestedAsyncInTask
-                )
-            )
-            rows.append(
-                Row(
-                    name: "  merging into outer labels (async, in a task)",
-                    nanoseconds: await withProfileLabels(route) {
-                        await measureAsync(iterations) { await withProfileLabels(tenant) { await sinkAsync() } }
-                    },
-                    budgeted: true,
-                    floor: floorNestedAsyncInTask
-                )
-            )
             var request = 0
-            rows.append(
-                Row(
-                    name: "per request: build [\"request\": id] + async scope",
-                    nanoseconds: await measureAsync(iterations) {
+            return await measureAsync([
+                AsyncCase(row: Row(name: floorSyncInTask), iterations: iterations) { n in
+                    time(n) { Floor.$object.withValue(object) { sink() } }
+                },
+                AsyncCase(row: Row(name: floorAsyncInTask), iterations: iterations) { n in
+                    await timeAsync(n) { await Floor.$object.withValue(object) { await sinkAsync() } }
+                },
+                AsyncCase(
+                    row: Row(name: "withProfileLabels sync, in a task", budgeted: true, floor: floorSyncInTask),
+                    iterations: iterations
+                ) { n in time(n) { withProfileLabels(route) { sink() } } },
+                AsyncCase(
+                    row: Row(name: "withProfileLabels async, in a task", budgeted: true, floor: floorAsyncInTask),
+                    iterations: iterations
+                ) { n in await timeAsync(n) { await withProfileLabels(route) { await sinkAsync() } } },
+                AsyncCase(row: Row(name: floorNestedAsyncInTask), iterations: iterations) { n in
+                    await withProfileLabels(route) {
+                        await timeAsync(n) { await Floor.$object.withValue(object) { await sinkAsync() } }
+                    }
+                },
+                AsyncCase(
+                    row: Row(
+                        name: "  merging into outer labels (async, in a task)",
+                        budgeted: true,
+                        floor: floorNestedAsyncInTask
+                    ),
+                    iterations: iterations
+                ) { n in
+                    await withProfileLabels(route) {
+                        await timeAsync(n) { await withProfileLabels(tenant) { await sinkAsync() } }
+                    }
+                },
+                AsyncCase(
+                    row: Row(
+                        name: "  merging a new literal each time (async, in a task)*",
+                        floor: floorNestedAsyncInTask
+                    ),
+                    iterations: iterations
+                ) { n in
+                    await withProfileLabels(route) {
+                        await timeAsync(n) { await withProfileLabels(["tenant": "a"]) { await sinkAsync() } }
+                    }
+                },
+                AsyncCase(row: Row(name: "per request: build [\"request\": id] + async scope"), iterations: iterations)
+                {
+                    n in
+                    await timeAsync(n) {
                         request &+= 1
                         await withProfileLabels(["request": String(request)]) { await sinkAsync() }
                     }
-                )
-            )
-            rows.append(
-                Row(
-                    name: "pp_labels_current(), task with labels",
-                    nanoseconds: withProfileLabels(route) {
-                        measure(iterations * 10) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) }
-                    }
-                )
-            )
-            rows.append(
-                Row(
-                    name: "pp_labels_current(), task without labels",
-                    nanoseconds: measure(iterations * 10) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) }
-                )
-            )
-            return rows
+                },
+                AsyncCase(row: Row(name: "pp_labels_current(), task with labels"), iterations: iterations * 10) { n in
+                    withProfileLabels(route) { time(n) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) } }
+                },
+                AsyncCase(row: Row(name: "pp_labels_current(), task without labels"), iterations: iterations * 10) {
+                    n in
+                    time(n) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) }
+                },
+            ])
         }
 
         ProfileLabels.setForCurrentThread(route)
-        rows.append(
-            Row(
-                name: "pp_labels_current(), thread labels outside tasks",
-                nanoseconds: measure(iterations * 10) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) }
-            )
-        )
+        rows += measure([
+            Case(row: Row(name: "pp_labels_current(), thread labels outside tasks"), iterations: iterations * 10) { n in
+                time(n) { blackHole &+= Int(truncatingIfNeeded: pp_labels_current()) }
+            }
+        ])
         ProfileLabels.setForCurrentThread(ProfileLabels())
 
-        print("enter+leave pairs and reads, ns per operation (best of 5 rounds, thread CPU time):")
+        print("enter+leave pairs and reads, ns per operation (best of \(rounds) rounds, thread CPU time):")
         for row in rows {
             var line = "  \(row.name.padding(toLength: 60, withPad: " ", startingAt: 0)) "
             line += String(format: "%7.1f", row.nanoseconds)
@@ -196,7 +159,7 @@ enum LabelBenchmarks {
             }
             if let floorName = row.floor, let floor = rows.first(where: { $0.name == floorName }) {
                 line += String(
-                    format: "  (runtime floor %.0f, labels +%.0f)",
+                    format: "  (runtime floor %.0f, labels %+.0f)",
                     floor.nanoseconds,
                     row.nanoseconds - floor.nanoseconds
                 )
@@ -215,35 +178,52 @@ enum LabelBenchmarks {
         )
     }
 
-    /// Best of 5 rounds, nanoseconds of this thread's CPU time per call (CPU time, not wall time:
-    /// the machine may be shared, and time spent preempted is not the code's cost).
-    static func measure(_ iterations: Int, _ body: () -> Void) -> Double {
-        for _ in 0..<iterations / 10 { body() }
-        var best = Double.infinity
-        for _ in 0..<5 {
-            let start = threadCPUTime()
-            for _ in 0..<iterations { body() }
-            best = min(best, Double(threadCPUTime() - start) / Double(iterations))
+    /// Warms each case up, then runs `rounds` rounds of every case in turn; each row keeps its best
+    /// round, in nanoseconds of this thread's CPU time per call (CPU time, not wall time: the
+    /// machine may be shared, and time spent preempted is not the code's cost).
+    static func measure(_ cases: [Case]) -> [Row] {
+        for item in cases { _ = item.round(item.iterations / 10) }
+        var rows = cases.map(\.row)
+        for _ in 0..<rounds {
+            for (index, item) in cases.enumerated() {
+                if let elapsed = item.round(item.iterations) {
+                    rows[index].nanoseconds = min(rows[index].nanoseconds, Double(elapsed) / Double(item.iterations))
+                }
+            }
         }
-        return best
+        return rows
     }
 
-    /// As `measure`; a round that moved to another thread (an `await` that suspended) is measured
-    /// again.
-    static func measureAsync(_ iterations: Int, _ body: () async -> Void) async -> Double {
-        for _ in 0..<iterations / 10 { await body() }
-        var best = Double.infinity
-        var rounds = 0
-        while rounds < 5 {
-            let thread = pp_gettid()
-            let start = threadCPUTime()
-            for _ in 0..<iterations { await body() }
-            let elapsed = threadCPUTime() - start
-            guard pp_gettid() == thread else { continue }
-            best = min(best, Double(elapsed) / Double(iterations))
-            rounds += 1
+    /// As `measure`; a round that moved to another thread (an `await` that suspended) is run again.
+    static func measureAsync(_ cases: [AsyncCase]) async -> [Row] {
+        for item in cases { _ = await item.round(item.iterations / 10) }
+        var rows = cases.map(\.row)
+        for _ in 0..<rounds {
+            for (index, item) in cases.enumerated() {
+                for _ in 0..<10 {
+                    guard let elapsed = await item.round(item.iterations) else { continue }
+                    rows[index].nanoseconds = min(rows[index].nanoseconds, Double(elapsed) / Double(item.iterations))
+                    break
+                }
+            }
         }
-        return best
+        return rows
+    }
+
+    /// Thread CPU time of `iterations` calls of `body`.
+    static func time(_ iterations: Int, _ body: () -> Void) -> UInt64? {
+        let start = threadCPUTime()
+        for _ in 0..<iterations { body() }
+        return threadCPUTime() - start
+    }
+
+    /// As `time`; `nil` if the loop ended on another thread than it started on.
+    static func timeAsync(_ iterations: Int, _ body: () async -> Void) async -> UInt64? {
+        let thread = pp_gettid()
+        let start = threadCPUTime()
+        for _ in 0..<iterations { await body() }
+        let elapsed = threadCPUTime() - start
+        return pp_gettid() == thread ? elapsed : nil
     }
 
     static func threadCPUTime() -> UInt64 {

@@ -33,6 +33,9 @@
 // statically, and never through a lazily bound PLT slot from the handler.
 extern void *swift_task_getCurrent(void) __attribute__((weak, swiftcall));
 extern void *swift_task_localValueGet(const void *key) __attribute__((weak, swiftcall));
+extern void swift_task_localValuePush(const void *key, void *value, const void *type)
+    __attribute__((weak, swiftcall));
+extern void swift_task_localValuePop(void) __attribute__((weak, swiftcall));
 
 typedef void *(*get_current_fn)(void) __attribute__((swiftcall));
 typedef void *(*local_value_get_fn)(const void *key) __attribute__((swiftcall));
@@ -41,6 +44,7 @@ typedef void *(*local_value_get_fn)(const void *key) __attribute__((swiftcall));
 static get_current_fn get_current;
 static local_value_get_fn local_value_get;
 static const void *task_local_key;
+static const void *task_local_value_type;
 static intptr_t node_offset;
 static void (*release_thread_object)(void *);
 static pthread_key_t thread_exit_key;
@@ -143,19 +147,19 @@ static int runtime_tls_is_static(void) {
     return probe.found && (probe.tls_modid == 0 || probe.tls_data != NULL);
 }
 
-int pp_labels_install(const void *key, intptr_t offset, void (*release_object)(void *)) {
+int pp_labels_install(const void *key, const void *value_type, intptr_t offset,
+                      void (*release_object)(void *)) {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&lock);
     if (!__atomic_load_n(&installed, __ATOMIC_RELAXED)) {
         task_local_key = key;
+        task_local_value_type = value_type;
         node_offset = offset;
         release_thread_object = release_object;
         pthread_key_create(&thread_exit_key, thread_exit);
         const char *disable = getenv("PPROF_TASK_LABELS");
         if (disable && strcmp(disable, "off") == 0) {
             unreadable_reason = "PPROF_TASK_LABELS=off";
-        } else if (!key) {
-            unreadable_reason = "unexpected task-local layout";
         } else if (!swift_task_getCurrent || !swift_task_localValueGet) {
             unreadable_reason = "the Swift Concurrency runtime is not linked";
         } else if (!runtime_tls_is_static()) {
@@ -206,6 +210,17 @@ void *pp_labels_thread_exchange(void *object) {
     }
     return previous;
 }
+
+// Swift code may not name the runtime's entry points (they are reserved), and TaskLocal.withValue
+// costs retains and an async frame per scope, so withProfileLabels binds through these. Both are
+// present whenever the TaskLocal type is (the same library).
+void pp_labels_bind(void *object) {
+    // The runtime moves the value (one object pointer, as the handler reads it) into its binding.
+    void *value = object;
+    swift_task_localValuePush(task_local_key, &value, task_local_value_type);
+}
+
+void pp_labels_unbind(void) { swift_task_localValuePop(); }
 
 void *pp_labels_thread_get(void) { return __atomic_load_n(&thread_object, __ATOMIC_RELAXED); }
 

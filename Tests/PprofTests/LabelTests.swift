@@ -157,6 +157,49 @@ struct LabelTestError: Error {}
             expectInForce([])
         }
 
+        /// Every way a scope picks the set it binds (the given set, the outer set again, a merged set
+        /// found in the cache, a new merged set) takes exactly one reference and gives it back when
+        /// the scope ends, also by a throw: the sets live while in force and are freed afterwards.
+        @Test func scopesReleaseEverySetTheyBind() async {
+            weak var outerStorage: LabelStorage?
+            weak var innerStorage: LabelStorage?
+            weak var mergedStorage: LabelStorage?
+            do {
+                let outer: ProfileLabels = ["request": String(Int.random(in: 0..<1_000_000))]
+                let inner: ProfileLabels = ["phase": "parse"]
+                let overlapping: ProfileLabels = ["phase": "parse", "request": outer["request"]!]
+                outerStorage = outer.storage
+                innerStorage = inner.storage
+                for round in 0..<3 {
+                    withProfileLabels(outer) {
+                        withProfileLabels(outer) {}  // the same set again
+                        withProfileLabels(inner) {
+                            mergedStorage = ProfileLabels.current.storage
+                            withProfileLabels(inner) {}  // labels already in force
+                            withProfileLabels(overlapping) {}
+                            #expect(ProfileLabels.current.storage === mergedStorage)
+                        }
+                        _ = try? withProfileLabels(inner) { () throws(LabelTestError) in throw LabelTestError() }
+                    }
+                    await withProfileLabels(outer) {
+                        await withProfileLabels(inner) {
+                            await Task.yield()
+                            #expect(ProfileLabels.current.storage === mergedStorage)
+                        }
+                        // Merges that miss the cache (each set is cached into its outer set at most twice).
+                        await withProfileLabels(["attempt": String(round)]) { await Task.yield() }
+                        _ = try? await withProfileLabels(inner) { () async throws(LabelTestError) in
+                            await Task.yield()
+                            throw LabelTestError()
+                        }
+                    }
+                    #expect(ProfileLabels.current.isEmpty)
+                }
+                #expect(mergedStorage != nil)
+            }
+            #expect(outerStorage == nil && innerStorage == nil && mergedStorage == nil)
+        }
+
         @Test func emptyLabelsChangeNothing() {
             withProfileLabels(["k": "v"]) {
                 let before = ProfileLabels.current.storage
@@ -353,7 +396,6 @@ final class Collected: Sendable {
     func append(_ item: [Pair]) { items.withLock { $0.append(item) } }
     var all: [[Pair]] { items.withLock { $0 } }
 }
-
 
 /// Runs `body` on a new thread and returns its result.
 func onNewThread<T>(_ body: @escaping () -> T) -> T {

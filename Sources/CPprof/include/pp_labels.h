@@ -55,12 +55,15 @@ uint64_t pp_labels_current(void);
 
 // --- Setup and Swift-side bookkeeping; none of these run in a handler. ---
 
-// Publishes the task-local's key object (NULL: handlers read only threads' labels; so does the
-// environment variable PPROF_TASK_LABELS=off, a switch for toolchains not verified), the offset
-// from a label-set object to its node, and the function that releases a thread's label set when
-// the thread exits. Call once, before handlers may need labels. Returns 1 if handlers can read task labels, 0 if only thread labels (the
-// Concurrency runtime is missing, or its thread-local storage is not static; see labels.c).
-int pp_labels_install(const void *task_local_key, intptr_t node_offset, void (*release_object)(void *));
+// Publishes the task-local's key object and the metadata of its value type (an optional reference
+// to a label-set object: one pointer, NULL for none), the offset from a label-set object to its
+// node, and the function that releases a thread's label set when the thread exits. Call once,
+// before any label set is bound or handlers may need labels. Returns 1 if handlers can read task
+// labels, 0 if only thread labels (the Concurrency runtime is missing, its thread-local storage is
+// not static (see labels.c), or the environment variable PPROF_TASK_LABELS=off, a switch for
+// toolchains not verified, says so).
+int pp_labels_install(const void *task_local_key, const void *value_type, intptr_t node_offset,
+                      void (*release_object)(void *));
 
 // 1 if handlers read task labels (pp_labels_install returned 1), else 0.
 int pp_labels_task_labels_readable(void);
@@ -82,6 +85,13 @@ uint64_t pp_labels_next_tag(void);
 // Replaces the calling thread's label set (a retained object pointer, or NULL) and returns the
 // previous one, which the caller now owns. The set is released when the thread exits.
 void *pp_labels_thread_exchange(void *object);
+
+// Binds the installed task-local to `object` (a label-set object, retained by the caller; the
+// binding takes that reference over) for the current task, or for the thread outside tasks, until
+// the matching pp_labels_unbind, which releases it: what TaskLocal.withValue does on entry and on
+// exit (swift_task_localValuePush / swift_task_localValuePop).
+void pp_labels_bind(void *object);
+void pp_labels_unbind(void);
 
 // The calling thread's label-set object (not retained), or NULL.
 void *pp_labels_thread_get(void);

@@ -65,19 +65,25 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     /// just `base`. A set found in `base`'s merge cache when `base` was merged with the same labels
     /// before (a nested scope entered again), else a new one, kept in the cache if it has room.
     static func merged(_ base: LabelStorage, _ overriding: LabelStorage) -> LabelStorage? {
+        retainedMerge(base, overriding)?.takeRetainedValue()
+    }
+
+    /// `merged(base, overriding)`, retained once for the caller (no other reference counting on a
+    /// cache hit, which entering a nested scope again is).
+    static func retainedMerge(_ base: LabelStorage, _ overriding: LabelStorage) -> Unmanaged<LabelStorage>? {
         let cache = base.mergeCachePointer
         for index in 0..<Int32(PP_LABEL_MERGE_CACHE_SLOTS) {
             // Slots are written once and released with `base`, which is alive here.
             guard let object = pp_label_merge_cache_get(cache, index) else { break }
             let candidate = Unmanaged<LabelStorage>.fromOpaque(object)
             if candidate._withUnsafeGuaranteedRef({ $0.wasMerged(from: overriding) }) {
-                return candidate.takeUnretainedValue()
+                return candidate.retain()
             }
         }
         guard let merged = merge(base, overriding) else { return nil }
-        let retained = Unmanaged.passRetained(merged)
-        if pp_label_merge_cache_publish(cache, retained.toOpaque()) == 0 { retained.release() }
-        return merged
+        let forCache = Unmanaged.passRetained(merged)
+        if pp_label_merge_cache_publish(cache, forCache.toOpaque()) == 0 { forCache.release() }
+        return Unmanaged.passRetained(merged)
     }
 
     /// Whether this set was made by merging exactly `other`'s labels into the set whose cache
@@ -190,22 +196,42 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
 /// The handler-side wiring: the task-local the labels live in, and the one-time installation that
 /// tells the C side where to find them.
 @usableFromInline enum LabelRuntime {
-    /// The task-local that `withProfileLabels` binds; `nil` outside every scope. Never bound to
-    /// `nil`. The handler reads the bound value as one word: the storage's address (checked at
-    /// install). Declared without the `@TaskLocal` macro so that inlined callers can reach it.
-    @usableFromInline static let inForceLocal = TaskLocal<InForceLabels?>(wrappedValue: nil)
+    /// The task-local that `withProfileLabels` binds (through `bind(adding:)`); `nil` outside
+    /// every scope. Never bound to `nil`. Binding and the handler pass the value as one word: the
+    /// storage's address (checked at install).
+    static let inForceLocal = TaskLocal<InForceLabels?>(wrappedValue: nil)
 
-    /// What a new scope binds: the labels in force merged with `labels`; `nil` if `labels` is
-    /// empty (the scope changes nothing).
-    @usableFromInline static func labelsToBind(adding labels: ProfileLabels) -> InForceLabels? {
-        guard let added = labels.storage else { return nil }
-        guard let outerObject = objectInForce() else { return InForceLabels(storage: added) }
-        // The outer set is in force on this thread, so alive: read it without retaining it.
-        let outer = Unmanaged<LabelStorage>.fromOpaque(outerObject)
-        let merged = outer._withUnsafeGuaranteedRef { outer in
-            outer === added ? nil : LabelStorage.merged(outer, added)
+    /// Binds the labels in force merged with `labels` to `inForceLocal` for the current task (or
+    /// the thread, outside tasks) until the matching `unbind()`, as `TaskLocal.withValue` would;
+    /// `false`, binding nothing, if `labels` is empty (the scope changes nothing).
+    @usableFromInline static func bind(adding labels: ProfileLabels) -> Bool {
+        // Unmanaged throughout: the compiler would otherwise retain and release each reference
+        // several times, which costs more than the rest of the scope.
+        guard let added = labels.storage.map(Unmanaged.passUnretained) else { return false }
+        var inForce = added
+        if let outerObject = objectInForce() {
+            // The outer set is in force on this thread, so alive.
+            let outer = Unmanaged<LabelStorage>.fromOpaque(outerObject)
+            inForce = outer
+            if outerObject != added.toOpaque(),
+                let merged = outer._withUnsafeGuaranteedRef({ outer in
+                    added._withUnsafeGuaranteedRef { LabelStorage.retainedMerge(outer, $0) }
+                })
+            {
+                inForce = merged
+            } else {
+                _ = inForce.retain()
+            }
+        } else {
+            _ = inForce.retain()
         }
-        return InForceLabels(storage: merged ?? outer.takeUnretainedValue())
+        pp_labels_bind(inForce.toOpaque())
+        return true
+    }
+
+    /// Ends the scope of the latest `bind(adding:)` that returned `true`.
+    @usableFromInline static func unbind() {
+        pp_labels_unbind()
     }
 
     /// The address of the label set in force here (not retained), or `nil`; see `ProfileLabels.current`.
@@ -236,11 +262,14 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
 
     /// Whether handlers can read task labels (else only thread labels); installs on first use.
     static let taskLabelsReadable: Bool = {
-        // The handler reads the bound value as one object pointer; if that ever stopped being the
-        // layout, handlers would read only threads' labels rather than misread tasks'.
-        let oneWord = MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size
-        let key = oneWord ? UnsafeRawPointer(Unmanaged.passUnretained(inForceLocal).toOpaque()) : nil
-        return pp_labels_install(key, nodeOffset) { object in
+        // A bound value is one object pointer, as `pp_labels_bind` passes it and handlers read it
+        // (a single-reference struct in an Optional; nil is a null pointer).
+        precondition(MemoryLayout<InForceLabels?>.size == MemoryLayout<UnsafeRawPointer>.size)
+        return pp_labels_install(
+            Unmanaged.passUnretained(inForceLocal).toOpaque(),
+            unsafeBitCast(InForceLabels?.self as Any.Type, to: UnsafeRawPointer.self),
+            nodeOffset
+        ) { object in
             Unmanaged<LabelStorage>.fromOpaque(object!).release()
         } != 0
     }()
@@ -252,7 +281,7 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
 }
 
 /// A label set in force, as the task-local holds it: exactly one object reference.
-@usableFromInline struct InForceLabels: @unchecked Sendable {
+struct InForceLabels: @unchecked Sendable {
     let storage: LabelStorage
 }
 

@@ -10,19 +10,10 @@ public func withProfileLabels<Success, Failure: Error>(
     _ labels: ProfileLabels,
     operation: () throws(Failure) -> Success
 ) throws(Failure) -> Success {
-    // Inlinable so that callers get a specialized copy: generic `Result` metadata costs more than
-    // the rest of the scope.
-    guard let inForce = LabelRuntime.labelsToBind(adding: labels) else { return try operation() }
-    // The error is carried out as a value: `withValue` rethrows untyped errors.
-    var outcome: Result<Success, Failure>?
-    LabelRuntime.inForceLocal.withValue(inForce) {
-        do throws(Failure) {
-            outcome = .success(try operation())
-        } catch {
-            outcome = .failure(error)
-        }
-    }
-    return try outcome!.get()
+    // Inlinable so that callers get a specialized copy: a generic call costs more than the scope.
+    guard LabelRuntime.bind(adding: labels) else { return try operation() }
+    defer { LabelRuntime.unbind() }
+    return try operation()
 }
 
 /// Runs `operation` with `labels` added to the labels in force (Go's `pprof.Do`): inside it,
@@ -39,18 +30,7 @@ public func withProfileLabels<Success, Failure: Error>(
     isolation: isolated (any Actor)? = #isolation,
     operation: () async throws(Failure) -> Success
 ) async throws(Failure) -> Success {
-    guard let inForce = LabelRuntime.labelsToBind(adding: labels) else { return try await operation() }
-    var outcome: Result<Success, Failure>?
-    await LabelRuntime.inForceLocal.withValue(
-        inForce,
-        operation: {
-            do throws(Failure) {
-                outcome = .success(try await operation())
-            } catch {
-                outcome = .failure(error)
-            }
-        },
-        isolation: isolation
-    )
-    return try outcome!.get()
+    guard LabelRuntime.bind(adding: labels) else { return try await operation() }
+    defer { LabelRuntime.unbind() }
+    return try await operation()
 }

@@ -85,7 +85,11 @@ import Testing
     // MARK: Accuracy against ground truth (helper)
 
     @Test func fullRateDelaysMatchTruthAtTheRightSites() throws {
-        let run = try Self.run("contention-accuracy", ["1", "4", "100", "1000"])
+        // A pause after each release passes the lock from thread to thread, so nearly every
+        // acquisition waits (~400 waits of ~3 ms). Without it the releasing thread mostly takes the
+        // lock straight back, ~20 waits stretch to 10–150 ms, and one lost to the hooks' documented
+        // peek-to-lock window (docs/contention.md) moves the total by up to 10 %.
+        let run = try Self.run("contention-accuracy", ["1", "4", "100", "1000", "pause:200"])
         let block = try run.profile("block.pb.gz")
         let mutex = try run.profile("mutex.pb.gz")
 
@@ -99,7 +103,7 @@ import Testing
         #expect(block.delay(at: "pthreadWaitSite") >= block.totalDelay * 95 / 100)
         #expect(block.delay(at: "pthreadReleaseSite") == 0)
         #expect(block.leaves(at: "pthreadWaitSite") == ["pthread_mutex_lock"])
-        #expect(block.contentions(at: "pthreadWaitSite") > 0)
+        #expect(block.contentions(at: "pthreadWaitSite") >= run.number("contendedHolds") * 95 / 100)
         #expect(block.contentions(at: "pthreadWaitSite") <= run.number("holds"))
         // mutex: the unlocking site, the waiting of every waiter summed.
         Self.expectWithin(mutex.delay(at: "pthreadReleaseSite"), run.number("mutexTruth"), 0.10, "mutex delay")

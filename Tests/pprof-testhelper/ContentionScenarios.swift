@@ -9,16 +9,19 @@ import Synchronization
 enum ContentionScenarios {
     // MARK: Accuracy
 
-    /// `contention-accuracy <dir> <fraction> <threads> <iterations> <holdMicros> [spin]`: threads
-    /// take one pthread mutex at `pthreadWaitSite`, hold it (sleeping, or spinning with `spin`),
-    /// and release it at `pthreadReleaseSite`.
+    /// `contention-accuracy <dir> <fraction> <threads> <iterations> <holdMicros> [spin] [pause:<µs>]`:
+    /// threads take one pthread mutex at `pthreadWaitSite`, hold it (sleeping, or spinning with
+    /// `spin`), release it at `pthreadReleaseSite`, and with `pause` sleep that long before taking
+    /// it again (work outside the lock: the lock then passes from thread to thread).
     static func accuracy(_ arguments: [String]) throws {
         let directory = arguments[0]
         let fraction = Int(arguments[1])!
         let threads = Int(arguments[2])!
         let iterations = Int(arguments[3])!
         let hold = Int(arguments[4])!
-        let spin = arguments.count > 5 && arguments[5] == "spin"
+        let options = arguments.dropFirst(5)
+        let spin = options.contains("spin")
+        let pause = options.first { $0.hasPrefix("pause:") }.map { Int($0.dropFirst(6))! } ?? 0
         BlockProfile.rate = 1
         MutexProfile.fraction = fraction
 
@@ -40,6 +43,7 @@ enum ContentionScenarios {
                 let released = monotonicNanos()
                 pthreadReleaseSite(mutex)
                 log.append(thread: thread, Hold(waitStart: start, acquired: acquired, released: released))
+                if pause > 0 { sleepMicros(pause) }
             }
         }
         try writeProfiles(to: directory, text: true)

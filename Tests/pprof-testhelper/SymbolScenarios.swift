@@ -11,7 +11,7 @@ enum SymbolScenarios {
         let profile = Profile(name: "helper.symbols")
         let first = symbolsHelperFirstSite(profile)
         let second = symbolsHelperSecondSite(profile)
-        FileManager.default.createFile(atPath: path, contents: nil)
+        try Data().write(to: URL(fileURLWithPath: path))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try profile.write(to: handle, debug: 0)
         try handle.close()

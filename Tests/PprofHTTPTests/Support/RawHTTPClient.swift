@@ -81,10 +81,16 @@ enum RawHTTPClient {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { throw Failure(description: "connect to port \(port): errno \(errno)") }
+        if connected != 0 {
+            // A profiler's signal may interrupt a connect that waits for a full backlog; the
+            // connection then completes on its own, and poll says when.
+            guard errno == EINTR else { throw Failure(description: "connect to port \(port): errno \(errno)") }
+            try finishInterruptedConnect(fd, port: port, timeout: timeout)
+        }
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }  // the server may answer and close before reading everything
             sent += n
         }
@@ -108,6 +114,22 @@ enum RawHTTPClient {
             received += chunk[0..<n]
         }
         return received
+    }
+
+    /// Waits until a connect that `EINTR` interrupted has completed, and throws if it failed.
+    private static func finishInterruptedConnect(_ fd: Int32, port: Int, timeout: Duration) throws {
+        let deadline = ContinuousClock.now + timeout
+        var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, 100)
+            if ready > 0 { break }
+            if ready < 0 && errno != EINTR { throw Failure(description: "poll: errno \(errno)") }
+            if ContinuousClock.now > deadline { throw Failure(description: "connect to port \(port): timed out") }
+        }
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+        guard error == 0 else { throw Failure(description: "connect to port \(port): errno \(error)") }
     }
 
     /// Parses one response (Content-Length or read-to-close bodies; chunked is decoded too).

@@ -157,11 +157,16 @@ func heapStats() -> pp_heap_stats {
     return stats
 }
 
+/// Writes the registered profile `name` to a new file at `path`.
 func writeProfile(_ name: String, debug: Int, to path: String) throws {
-    guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path)
-    else { throw HelperError("cannot create \(path)") }
-    defer { try? file.close() }
-    try Profile.lookup(name)!.write(to: file, debug: debug)
+    try writeProfile(Profile.lookup(name)!, debug: debug, to: path)
+}
+
+/// Writes `profile` to a new file at `path`.
+func writeProfile(_ profile: Profile, debug: Int, to path: String) throws {
+    let file = try CPUScenarios.createFile(path)
+    try profile.write(to: file, debug: debug)
+    try file.close()
 }
 
 /// Samples the stress workload on this thread for a moment and writes a profile, so that the symbol

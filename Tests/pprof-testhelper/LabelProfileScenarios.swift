@@ -196,15 +196,13 @@ extension LabelScenarios {
             }
         )
         threads.forEach { $0.start() }
-        Task.detached { await withProfileLabels(["route": "/task"]) { parkInLabelledTask(parked, release) } }
+        Task.detached { withProfileLabels(["route": "/task"]) { parkInLabelledTask(parked, release) } }
         Task.detached { parkInUnlabelledTask(parked, release) }
         for _ in 0..<parkers { parked.wait() }
         usleep(100_000)  // from signalling `parked` to waiting on `release`
         let profile = Profile.lookup("goroutine")!
         for (debug, path) in zip([0, 1], arguments) {
-            let file = try CPUScenarios.createFile(path)
-            try profile.write(to: file, debug: debug)
-            try file.close()
+            try writeProfile(profile, debug: debug, to: path)
         }
         for _ in 0..<parkers { release.signal() }
         print("done")

@@ -11,10 +11,7 @@ enum SymbolScenarios {
         let profile = Profile(name: "helper.symbols")
         let first = symbolsHelperFirstSite(profile)
         let second = symbolsHelperSecondSite(profile)
-        try Data().write(to: URL(fileURLWithPath: path))
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-        try profile.write(to: handle, debug: 0)
-        try handle.close()
+        try pprof_testhelper.writeProfile(profile, debug: 0, to: path)
         print("site symbolsHelperFirstSite \(first)")
         print("site symbolsHelperSecondSite \(second)")
     }

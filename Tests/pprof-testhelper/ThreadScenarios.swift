@@ -66,10 +66,7 @@ enum ThreadScenarios {
         let profile = Profile.lookup("goroutine")!
         print("count \(profile.count)")
         for (debug, path) in zip([0, 1, 2], arguments.dropFirst()) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            let file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try profile.write(to: file, debug: debug)
-            try file.close()
+            try writeProfile(profile, debug: debug, to: path)
         }
         print("done")
     }
@@ -128,10 +125,7 @@ enum ThreadScenarios {
         usleep(100_000)
         let profile = Profile.lookup("goroutine")!
         for (debug, path) in zip([0, 2], arguments) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            let file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try profile.write(to: file, debug: debug)
-            try file.close()
+            try writeProfile(profile, debug: debug, to: path)
         }
         // Again: the known blocker is checked, not signalled a second time.
         let again = ProfileBuffer()
@@ -157,10 +151,7 @@ enum ThreadScenarios {
     static func asyncTask(_ arguments: [String]) throws {
         let task = Task.detached { await burnInOuter() }
         while asyncThread.load(ordering: .acquiring) == 0 { usleep(1000) }
-        _ = FileManager.default.createFile(atPath: arguments[0], contents: nil)
-        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: arguments[0]))
-        try Profile.lookup("goroutine")!.write(to: file, debug: 0)
-        try file.close()
+        try writeProfile("goroutine", debug: 0, to: arguments[0])
         stopBurning.store(true, ordering: .relaxed)
         let running = task
         let done = DispatchSemaphore(value: 0)
@@ -191,10 +182,7 @@ enum ThreadScenarios {
         let profile = Profile.lookup("threadcreate")!
         print("count \(profile.count)")
         for (debug, path) in zip([0, 1], arguments) {
-            _ = FileManager.default.createFile(atPath: path, contents: nil)
-            let file = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try profile.write(to: file, debug: debug)
-            try file.close()
+            try writeProfile(profile, debug: debug, to: path)
         }
         print("done")
     }

@@ -101,6 +101,24 @@ static int read_code_byte(uintptr_t address, uint8_t *byte) {
     return 1;
 }
 
+// Whether the interrupted point is a blocking system call: rewound for restart, or just returned
+// -EINTR because this very signal interrupted it (nanosleep, epoll_wait, poll...). Runs in handlers.
+int pp_arch_interrupted_in_syscall(const void *context) {
+    if (pp_arch_interrupted_syscall(context) >= 0) return 1;
+    const ucontext_t *uc = (const ucontext_t *)context;
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    long rax = (long)uc->uc_mcontext.gregs[REG_RAX];
+    uint8_t b0, b1;
+    if (rax != -EINTR || !read_code_byte(pc - 2, &b0) || !read_code_byte(pc - 1, &b1)) return 0;
+    return b0 == 0x0f && b1 == 0x05;
+#else
+    // pp_arch_interrupted_syscall already accepts `svc` just before the pc with x0 == -EINTR.
+    (void)uc;
+    return 0;
+#endif
+}
+
 long pp_arch_interrupted_syscall(const void *context) {
     const ucontext_t *uc = (const ucontext_t *)context;
 #if defined(__x86_64__)

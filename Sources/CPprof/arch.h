@@ -79,6 +79,7 @@ extern const pp_ucontext_layout pp_ucontext_offsets;
 // The system-call number a thread interrupted by a signal was blocked in (the kernel rewinds a
 // restartable call onto its system-call instruction), or -1 when it was not in one.
 long pp_arch_interrupted_syscall(const void *ucontext);
+int pp_arch_interrupted_in_syscall(const void *ucontext);
 
 // A load that never crashes: a fault inside it is recovered by pp_fault_recovery's SIGSEGV/SIGBUS
 // handler, which makes it return {0, 0}. Only valid while that handler is installed.

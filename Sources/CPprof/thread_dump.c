@@ -38,6 +38,7 @@ typedef struct dump_slot {
     uint64_t word;
     uint32_t flags;
     int32_t syscall;
+    int32_t in_syscall;
     uint64_t label_tag;
     int32_t depth;
     uintptr_t pcs[PP_THREAD_STACK_MAX];
@@ -65,6 +66,7 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 slot->depth = pp_unwind_from_ucontext(context, slot->pcs, PP_THREAD_STACK_MAX, &flags);
                 slot->flags = flags;
                 slot->syscall = (int32_t)pp_arch_interrupted_syscall(context);
+                slot->in_syscall = pp_arch_interrupted_in_syscall(context);
                 slot->label_tag = pp_labels_current();
                 __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_DONE, __ATOMIC_RELEASE);
                 __atomic_add_fetch(&answers, 1, __ATOMIC_RELEASE);
@@ -180,6 +182,7 @@ static void copy_answer(dump_slot *slot, pp_thread_stack *out) {
     out->status = PP_THREAD_SAMPLED;
     out->flags = slot->flags;
     out->syscall = slot->syscall;
+    out->in_syscall = slot->in_syscall;
     out->label_tag = slot->label_tag;
     out->depth = slot->depth;
     memcpy(out->pcs, slot->pcs, sizeof(uintptr_t) * (size_t)slot->depth);
@@ -244,6 +247,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
         out[i].status = PP_THREAD_NOT_ASKED;
         out[i].flags = 0;
         out[i].syscall = -1;
+        out[i].in_syscall = 0;
         out[i].label_tag = 0;
         out[i].depth = 0;
     }

@@ -23,6 +23,8 @@ struct ThreadSample: Sendable {
     var flags: UInt32
     /// The system call the thread was blocked in, if any (kernel number).
     var syscall: Int?
+    /// Whether it was blocked in a system call when asked (also when `syscall` could not tell which).
+    var inSystemCall: Bool = false
     var labelTag: UInt64
 }
 
@@ -39,11 +41,15 @@ struct ThreadSample: Sendable {
     static let window = 32
 
     /// The stacks of `tids` (every thread of the process by default), in the same order.
+    /// `prepareTables: false` is for callers that prepared the unwind tables themselves (the wall
+    /// profiler, at start, instead of at each period).
     static func capture(
         threads tids: [Int32] = ProcessThreads.list(),
-        timeout: Duration = .seconds(2)
+        timeout: Duration = .seconds(2),
+        window: Int = Self.window,
+        prepareTables: Bool = true
     ) throws -> [ThreadSample] {
-        UnwindTables.prepare()
+        if prepareTables { UnwindTables.prepare() }
         guard !tids.isEmpty else { return [] }
         let output = UnsafeMutablePointer<pp_thread_stack>.allocate(capacity: tids.count)
         defer { output.deallocate() }
@@ -75,6 +81,7 @@ struct ThreadSample: Sendable {
                 stack: stack,
                 flags: entry.flags,
                 syscall: entry.syscall >= 0 ? Int(entry.syscall) : nil,
+                inSystemCall: entry.in_syscall != 0,
                 labelTag: entry.label_tag
             )
         }

@@ -29,6 +29,9 @@ typedef struct pp_thread_stack {
     uint32_t flags;
     // The system call the thread was blocked in (kernel number), or -1.
     int32_t syscall;
+    // 1 if it was blocked in a system call (restarting, or interrupted with EINTR by the dump
+    // signal: then `syscall` is -1 on x86_64, the number being lost), else 0.
+    int32_t in_syscall;
     // Its label tag (pp_labels_current() on that thread).
     uint64_t label_tag;
     int32_t depth;

@@ -50,6 +50,9 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "symbols-fuzz": SymbolScenarios.fuzz,
     "symbols-replaced-executable": SymbolScenarios.replacedExecutable,
     "http-serve": HTTPScenarios.serve,
+    "wall-request": WallScenarios.request,
+    "wall-many-threads": WallScenarios.manyThreads,
+    "wall-idle": WallScenarios.idlePool,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -64,7 +64,7 @@ final class CPUSession: @unchecked Sendable {
     }
 
     /// The tid of the reader thread of the running session, 0 if none.
-    private static let readerThreadID = Atomic<Int32>(0)
+    static let readerThreadID = Atomic<Int32>(0)
 
     static var isReaderThread: Bool {
         let reader = readerThreadID.load(ordering: .acquiring)

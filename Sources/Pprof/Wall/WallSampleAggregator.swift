@@ -191,7 +191,7 @@ enum IdlePoolWait {
     static let waitMachinery = [
         "sem_", "sema4", "semaphore", "futex", "pthread_cond", "lll_", "epoll", "Selector", "whenReady",
         "syscall", "Syscall", "poll", "ConditionLock", "NIOLock", "_dispatch_", "clock_nanosleep", "wait",
-        "Wait", "withLock", "Lock.",
+        "Wait", "withLock", "Lock.", "call_real_",
     ]
 
     static func matches(_ names: [String]) -> Bool {

@@ -36,6 +36,8 @@ final class WallSession: @unchecked Sendable {
         var since: Int64
         /// The aggregate its last sample went to, which the time after it joins at the end.
         var lastEntry: Int?
+        /// When a listing last found it alive.
+        var seenAlive: Int64
     }
 
     private var directory = ProcessThreads.Directory()
@@ -142,19 +144,24 @@ final class WallSession: @unchecked Sendable {
     private func refreshThreads(now: Int64, own: Int32) {
         guard let live = directory?.list(), !live.isEmpty else { return }
         let liveSet = Set(live)
-        for tid in threads.keys where !liveSet.contains(tid) { threads[tid] = nil }
+        for (tid, thread) in threads where !liveSet.contains(tid) {
+            // Gone since the last listing: its time up to then joins its last sample.
+            retire(thread)
+            threads[tid] = nil
+        }
         var added: [Int32] = []
         for tid in live where threads[tid] == nil {
             let name = ProcessThreads.name(of: tid) ?? ""
-            // The profiler's own threads name themselves pprof-* at their start.
-            var eligible = tid != own && !name.hasPrefix("pprof-")
+            // The profiler's own threads: this sampler and the CPU profile's reader.
+            var eligible = tid != own && tid != CPUSession.readerThreadID.load(ordering: .acquiring)
             if eligible, let filter = options.threadFilter { eligible = filter(name) }
-            threads[tid] = TrackedThread(name: name, eligible: eligible, since: now, lastEntry: nil)
+            threads[tid] = TrackedThread(name: name, eligible: eligible, since: now, lastEntry: nil, seenAlive: now)
             if eligible {
                 added.append(tid)
                 threadsSeen += 1
             }
         }
+        for tid in live { threads[tid]?.seenAlive = now }
         let before = rotation.count
         rotation.removeAll { threads[$0] == nil }
         if rotation.count != before { cursor = rotation.isEmpty ? 0 : cursor % rotation.count }
@@ -186,6 +193,7 @@ final class WallSession: @unchecked Sendable {
         for answer in answers {
             guard var thread = threads[answer.tid] else { continue }
             if answer.status == .exited {
+                retire(thread)
                 threads[answer.tid] = nil
                 continue
             }
@@ -198,6 +206,13 @@ final class WallSession: @unchecked Sendable {
             thread.lastEntry = entry
             threads[answer.tid] = thread
         }
+    }
+
+    /// A thread that exited: the time from its last sample to the last listing that found it
+    /// alive joins that sample (the rest, less than `listInterval`, is not known).
+    private func retire(_ thread: TrackedThread) {
+        guard let entry = thread.lastEntry, thread.seenAlive > thread.since else { return }
+        aggregator.extend(entry, byNanos: thread.seenAlive - thread.since)
     }
 
     private func write(durationNanos: Int64, samplerCPUNanos: Int64) throws -> WallProfile.Summary {

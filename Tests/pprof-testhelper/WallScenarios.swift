@@ -12,15 +12,16 @@ import Synchronization
 enum WallScenarios {
     // MARK: - A request handler: ~60 % waiting on a lock, ~30 % sleeping, ~10 % on the CPU.
 
-    /// `wall-request <path> [seconds]`
+    /// `wall-request <path> [seconds] [rate]`
     static func request(_ arguments: [String]) throws {
         guard let path = arguments.first else { throw ScenarioError.usage("missing output path") }
         let seconds = arguments.count > 1 ? Double(arguments[1]) ?? 6 : 6
+        let rate = arguments.count > 2 ? Int(arguments[2]) ?? 100 : 100
         let lock = LockHandoff()
         let holder = Thread { lock.serve() }
         holder.start()
         let file = try CPUScenarios.createFile(path)
-        try WallProfile.start(writingTo: file, rate: 100)
+        try WallProfile.start(writingTo: file, rate: rate)
         let spent = Mutex<[Int64]>([0, 0, 0])
         let handlerThread = Atomic<Int32>(0)
         _ = CPUScenarios.runThreads(1) { _ in

@@ -20,12 +20,14 @@ extension PprofHandler {
         "symbol":
             "Maps given program counters to function names. Counters can be specified in a GET raw query or POST body, multiple counters are separated by '+'.",
         "threadcreate": "Stack traces that led to the creation of new OS threads",
+        "wall":
+            "Wall-clock profile: every thread's stack, running or waiting and in what (state label), over the seconds GET parameter. Idle pool threads are left out unless include_idle=1.",
     ]
 
     /// Go's index: every profile with its count, linked with `?debug=1`, then the descriptions.
     func indexPage() -> Response {
         var entries = Profile.all.map { (name: $0.name, count: $0.count) }
-        for name in ["cmdline", "profile", "symbol"] + Self.godeltaprofEndpoints {
+        for name in ["cmdline", "profile", "symbol", "wall"] + Self.godeltaprofEndpoints {
             entries.append((name, 0))
         }
         entries.sort { Array($0.name.utf8).lexicographicallyPrecedes($1.name.utf8) }

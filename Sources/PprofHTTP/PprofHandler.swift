@@ -198,6 +198,7 @@ public final class PprofHandler: Sendable {
         case "": return indexPage()
         case "cmdline": return commandLine()
         case "profile": return await cpuProfile(query)
+        case "wall": return await wallProfile(query)
         case "symbol": return symbols(method == "POST" ? request.body : Array(request.query.utf8))
         default:
             if let delta = await godeltaprofProfile(named: name, query) { return delta }

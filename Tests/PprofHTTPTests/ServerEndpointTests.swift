@@ -17,7 +17,7 @@ import Testing
             #expect(response.header("X-Content-Type-Options") == "nosniff")
             let html = response.text
             for name in [
-                "allocs", "block", "goroutine", "heap", "mutex", "threadcreate", "cmdline", "profile", "symbol",
+                "allocs", "block", "goroutine", "heap", "mutex", "threadcreate", "cmdline", "profile", "symbol", "wall",
             ] {
                 #expect(html.contains("<a href='./\(name)?debug=1'>\(name)</a>"), "index lacks \(name)")
             }

@@ -196,7 +196,8 @@ enum IdlePoolWait {
 
     static func matches(_ names: [String]) -> Bool {
         for name in names {
-            if loops.contains(where: { name.contains($0) }) && !name.hasPrefix("closure") { return true }
+            // The loop function or a closure of it (SwiftNIO waits from inside `run()`'s closure).
+            if loops.contains(where: { name.contains($0) }) { return true }
             guard waitMachinery.contains(where: { name.contains($0) }) else { return false }
         }
         return false

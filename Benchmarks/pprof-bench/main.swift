@@ -14,6 +14,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("heap", HeapBenchmarks.run),
     ("symbols", SymbolBenchmarks.run),
     ("http", HTTPBenchmarks.run),
+    ("wall", WallBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

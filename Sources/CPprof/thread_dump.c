@@ -47,6 +47,12 @@ typedef struct dump_slot {
 static dump_slot slots[SLOT_COUNT];
 // Incremented by every answer; the dumping thread sleeps on it (futex).
 static uint32_t answers;
+// Answers still to come before the dumping thread wants waking (it sets this before it sleeps):
+// one wake-up per batch instead of one per answer. A count that is off (an answer raced with the
+// setting, a late answer to an abandoned request) costs an early return or a sleep until the
+// dumper's next check, never a lost answer: the dumper sleeps on `answers`, which every answer
+// changes, with a timeout.
+static int32_t wake_countdown;
 static int32_t process_id;
 static int dump_signal = -1;
 static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -70,7 +76,9 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 slot->label_tag = pp_labels_current();
                 __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_DONE, __ATOMIC_RELEASE);
                 __atomic_add_fetch(&answers, 1, __ATOMIC_RELEASE);
-                pp_syscall6(SYS_futex, (long)&answers, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+                if (__atomic_sub_fetch(&wake_countdown, 1, __ATOMIC_ACQ_REL) == 0) {
+                    pp_syscall6(SYS_futex, (long)&answers, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+                }
             }
         }
         // Answered or stale, this request was pending on the thread: revive a CPU-profiling perf
@@ -365,6 +373,10 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
         int64_t wait = wake_at - now;
         if (wait < 100000) wait = 100000;
         struct timespec timeout = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
+        // Wake when every request in flight is answered, or, with more threads to ask, when half
+        // the window is free again.
+        int batch = next < count ? (in_flight + 1) / 2 : in_flight;
+        __atomic_store_n(&wake_countdown, batch > 0 ? batch : 1, __ATOMIC_RELEASE);
         pp_syscall6(SYS_futex, (long)&answers, FUTEX_WAIT_PRIVATE, seen, (long)&timeout, 0, 0);
     }
     pthread_mutex_unlock(&dump_lock);

@@ -65,11 +65,16 @@ enum WallBenchmarks {
         }
         let off = CPUBenchmarks.median(rates[false]!)
         let on = CPUBenchmarks.median(rates[true]!)
+        // Per round, the profiled run against the unprofiled one just before it: the machine's
+        // drift cancels out.
+        let ratios = zip(rates[true]!, rates[false]!).map { $0 / $1 }.sorted()
         print(
             "lock-heavy, \(threads) threads on one pthread mutex (~200 ns in, ~200 ns out), \(rounds) interleaved rounds of \(milliseconds) ms (median):"
         )
         print(
-            "  off \(Int(off)) ops/s, wall 100 Hz \(Int(on)) ops/s: throughput \(CPUBenchmarks.percent(on / off - 1)) (budget ≥ -1 %)"
+            "  off \(Int(off)) ops/s, wall 100 Hz \(Int(on)) ops/s: throughput \(CPUBenchmarks.percent(on / off - 1)) (budget ≥ -1 %); "
+                + "paired rounds: median \(CPUBenchmarks.percent(CPUBenchmarks.median(ratios) - 1)), "
+                + "quartiles \(CPUBenchmarks.percent(ratios[ratios.count / 4] - 1))…\(CPUBenchmarks.percent(ratios[ratios.count * 3 / 4] - 1))"
         )
     }
 

@@ -36,13 +36,14 @@ final class WallSession: @unchecked Sendable {
         var since: Int64
         /// The aggregate its last sample went to, which the time after it joins at the end.
         var lastEntry: Int?
-        /// When a listing last found it alive.
-        var seenAlive: Int64
     }
 
     private var directory = ProcessThreads.Directory()
     private var threads: [Int32: TrackedThread] = [:]
     private var rotation: [Int32] = []
+    /// The previous listing, and when it was taken (every tracked thread was alive then).
+    private var lastListing: [Int32] = []
+    private var lastListingTime: Int64 = 0
     private var cursor = 0
     private var aggregator = WallSampleAggregator()
     private var periods: Int64 = 0
@@ -143,25 +144,33 @@ final class WallSession: @unchecked Sendable {
     /// new ones (their time starts now), and rebuilds the rotation in a stable order.
     private func refreshThreads(now: Int64, own: Int32) {
         guard let live = directory?.list(), !live.isEmpty else { return }
+        // The same threads as last time (the common case): nothing to do but note the time.
+        if live == lastListing {
+            lastListingTime = now
+            return
+        }
         let liveSet = Set(live)
         for (tid, thread) in threads where !liveSet.contains(tid) {
             // Gone since the last listing: its time up to then joins its last sample.
             retire(thread)
             threads[tid] = nil
         }
+        lastListing = live
+        lastListingTime = now
         var added: [Int32] = []
         for tid in live where threads[tid] == nil {
-            let name = ProcessThreads.name(of: tid) ?? ""
+            // Names cost a file read per thread: only when something uses them.
+            let needsName = options.threadFilter != nil || options.threadLabels
+            let name = needsName ? ProcessThreads.name(of: tid) ?? "" : ""
             // The profiler's own threads: this sampler and the CPU profile's reader.
             var eligible = tid != own && tid != CPUSession.readerThreadID.load(ordering: .acquiring)
             if eligible, let filter = options.threadFilter { eligible = filter(name) }
-            threads[tid] = TrackedThread(name: name, eligible: eligible, since: now, lastEntry: nil, seenAlive: now)
+            threads[tid] = TrackedThread(name: name, eligible: eligible, since: now, lastEntry: nil)
             if eligible {
                 added.append(tid)
                 threadsSeen += 1
             }
         }
-        for tid in live { threads[tid]?.seenAlive = now }
         let before = rotation.count
         rotation.removeAll { threads[$0] == nil }
         if rotation.count != before { cursor = rotation.isEmpty ? 0 : cursor % rotation.count }
@@ -211,8 +220,8 @@ final class WallSession: @unchecked Sendable {
     /// A thread that exited: the time from its last sample to the last listing that found it
     /// alive joins that sample (the rest, less than `listInterval`, is not known).
     private func retire(_ thread: TrackedThread) {
-        guard let entry = thread.lastEntry, thread.seenAlive > thread.since else { return }
-        aggregator.extend(entry, byNanos: thread.seenAlive - thread.since)
+        guard let entry = thread.lastEntry, lastListingTime > thread.since else { return }
+        aggregator.extend(entry, byNanos: lastListingTime - thread.since)
     }
 
     private func write(durationNanos: Int64, samplerCPUNanos: Int64) throws -> WallProfile.Summary {

@@ -150,13 +150,21 @@ enum WallBenchmarks {
         }
         let cap = parked <= 64 ? parked + 8 : 16
         // One warm-up profile (first symbolization, tables), then off and on.
-        try WallProfile.start(writingTo: ProfileBuffer(), rate: 100, options: WallProfile.Options(maxThreadsPerPeriod: cap))
+        try WallProfile.start(
+            writingTo: ProfileBuffer(),
+            rate: 100,
+            options: WallProfile.Options(maxThreadsPerPeriod: cap)
+        )
         try WallProfile.stop()
         let offBefore = CPUBenchmarks.processCPUSeconds()
         sleepFor(seconds)
         let offCPU = CPUBenchmarks.processCPUSeconds() - offBefore
         let onBefore = CPUBenchmarks.processCPUSeconds()
-        try WallProfile.start(writingTo: ProfileBuffer(), rate: 100, options: WallProfile.Options(maxThreadsPerPeriod: cap))
+        try WallProfile.start(
+            writingTo: ProfileBuffer(),
+            rate: 100,
+            options: WallProfile.Options(maxThreadsPerPeriod: cap)
+        )
         sleepFor(seconds)
         let summary = try WallProfile.stop()!
         let onCPU = CPUBenchmarks.processCPUSeconds() - onBefore

@@ -277,7 +277,8 @@ enum ThreadProfiles {
             if name.contains("pthread_mutex_") || name.contains("pthread_rwlock_") || name.contains("_lockSlow") {
                 return "mutex lock"
             }
-            if name.contains("pthread_join") || name.contains("pthread_clockjoin") || name.contains("pthread_timedjoin") {
+            if name.contains("pthread_join") || name.contains("pthread_clockjoin") || name.contains("pthread_timedjoin")
+            {
                 return "join"
             }
             if name.hasPrefix("nanosleep") || name.hasPrefix("clock_nanosleep") || name.hasPrefix("usleep")

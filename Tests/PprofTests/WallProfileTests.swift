@@ -127,8 +127,9 @@ struct WallProfileTests {
         // Busy-free pool workers are idle, never "waiting" in the pool's semaphore.
         #expect(
             !run.samples.contains {
-                $0.label("state") == "waiting:semaphore" && $0.functionNames.first { $0.contains("_dispatch_") }
-                    == "_dispatch_sema4_timedwait"
+                $0.label("state") == "waiting:semaphore"
+                    && $0.functionNames.first { $0.contains("_dispatch_") }
+                        == "_dispatch_sema4_timedwait"
                     && $0.functionNames.contains { $0.contains("_dispatch_worker_thread") }
             }
         )

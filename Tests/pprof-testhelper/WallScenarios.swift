@@ -72,7 +72,10 @@ enum WallScenarios {
     @inline(never)
     static func wallSleepStep(nanos: Int64) -> Int64 {
         let start = monotonicNanos()
-        var deadline = timespec(tv_sec: Int((start + nanos) / 1_000_000_000), tv_nsec: Int((start + nanos) % 1_000_000_000))
+        var deadline = timespec(
+            tv_sec: Int((start + nanos) / 1_000_000_000),
+            tv_nsec: Int((start + nanos) % 1_000_000_000)
+        )
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
         return monotonicNanos() - start
     }

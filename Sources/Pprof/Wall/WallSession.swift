@@ -23,7 +23,9 @@ final class WallSession: @unchecked Sendable {
     private let ready = DispatchSemaphore(value: 0)
     private let stopRequested = Atomic<Bool>(false)
     private var sampler: pthread_t?
-    private var outcome: Result<WallProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
+    private var outcome: Result<WallProfile.Summary, any Error> = .failure(
+        PprofError.unavailable("profile not written")
+    )
 
     /// How often the sampler lists /proc/self/task again (new threads, exited ones).
     static let listInterval: Int64 = 100_000_000
@@ -259,7 +261,8 @@ final class WallSession: @unchecked Sendable {
                 + "\(summary.samples) thread samples"
         ]
         let perSample = summary.samplerNanosPerSample / 1000
-        let share = summary.durationNanos > 0 ? Double(summary.samplerCPUNanos) / Double(summary.durationNanos) * 100 : 0
+        let share =
+            summary.durationNanos > 0 ? Double(summary.samplerCPUNanos) / Double(summary.durationNanos) * 100 : 0
         lines.append(
             "cost: sampler thread \(formatted(Double(summary.samplerCPUNanos) / 1e6)) ms CPU "
                 + "(\(formatted(perSample)) µs per thread sample, \(formatted(share)) % of one core)"

@@ -183,4 +183,27 @@ struct WallProfileTests {
         #expect(profile.periodType?.type == "wall")
         #expect(profile.samples.count > 0)
     }
+
+    /// A CPU profile and a wall profile at once share the signal: both get their samples.
+    @Test func runsAlongsideACPUProfile() throws {
+        let cpu = ProfileBuffer()
+        let wall = ProfileBuffer()
+        try CPUProfile.start(writingTo: cpu, rate: 100)
+        try WallProfile.start(writingTo: wall, rate: 100)
+        let deadline = ContinuousClock.now + .milliseconds(500)
+        var x: UInt64 = 1
+        while ContinuousClock.now < deadline {
+            for i in 0..<10_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+        }
+        #expect(x != 0)
+        let wallSummary = try #require(try WallProfile.stop())
+        let cpuSummary = try #require(try CPUProfile.stop())
+        #expect(cpuSummary.samples >= 20, "\(cpuSummary)")
+        #expect(wallSummary.samples >= 40, "\(wallSummary)")
+        let running = try ProfileData(decoding: wall.bytes).resolvedSamples().filter {
+            $0.label("state") == "running" && $0.functionNames.contains { $0.contains("runsAlongsideACPUProfile") }
+        }
+        let runningWall = running.map { $0.values[1] }.reduce(0, +)
+        #expect(runningWall >= 400_000_000, "this thread ran ~0.5 s: \(runningWall) ns")
+    }
 }

@@ -206,4 +206,39 @@ struct WallProfileTests {
         let runningWall = running.map { $0.values[1] }.reduce(0, +)
         #expect(runningWall >= 400_000_000, "this thread ran ~0.5 s: \(runningWall) ns")
     }
+
+    /// Idle recognition on stacks as the symbolizer names them (leaf first): pool threads waiting
+    /// for work are idle; the same pools waiting inside work are not.
+    @Test func idlePoolStacksAreRecognised() {
+        let dispatchIdle = [
+            "__futex_abstimed_wait_common64", "__new_sem_wait_slow64.constprop.0", "call_real_sem", "sem_timedwait",
+            "_dispatch_sema4_timedwait", "_dispatch_semaphore_wait_slow", "_dispatch_worker_thread", "thread_start",
+        ]
+        let nioIdle = [
+            "epoll_wait", "closure #1 () -> Swift.Int32 in static NIOPosix.Epoll.epoll_wait(epfd: Swift.Int32)",
+            "NIOPosix.syscall<A>(blocking: Swift.Bool)", "static NIOPosix.Epoll.epoll_wait(epfd: Swift.Int32)",
+            "NIOPosix.Selector.whenReady0(strategy:)", "NIOPosix.Selector.whenReady(strategy:)",
+            "NIOPosix.SelectableEventLoop._blockingWaitForWork(nextReadyDeadline:)",
+            "closure #2 () throws -> () in NIOPosix.SelectableEventLoop.run() throws -> ()",
+        ]
+        let taskBlockedOnLock = [
+            "__lll_lock_wait", "___pthread_mutex_lock", "App.Store.update()", "swift_job_run",
+            "_dispatch_continuation_pop", "_dispatch_root_queue_drain", "_dispatch_worker_thread",
+        ]
+        let handlerSleeping = [
+            "clock_nanosleep", "App.Handler.channelRead(context:data:)",
+            "NIOCore.ChannelHandlerContext.invokeChannelRead",
+            "NIOPosix.Selector.whenReady(strategy:)", "NIOPosix.SelectableEventLoop.run() throws -> ()",
+        ]
+        let plainThread = ["pthread_cond_wait", "Foundation.NSCondition.wait()", "App.worker()", "start_thread"]
+        #expect(IdlePoolWait.matches(dispatchIdle))
+        #expect(IdlePoolWait.matches(nioIdle))
+        #expect(!IdlePoolWait.matches(taskBlockedOnLock))
+        #expect(!IdlePoolWait.matches(handlerSleeping))
+        #expect(!IdlePoolWait.matches(plainThread))
+        #expect(WallState.waitKind("mutex lock") == "lock")
+        #expect(WallState.waitKind("cond wait") == "condition")
+        #expect(WallState.waitKind(nil) == "syscall")
+        #expect(WallState.idle("io").label == "idle:io" && WallState.waiting("lock").label == "waiting:lock")
+    }
 }

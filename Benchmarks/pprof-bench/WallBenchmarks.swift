@@ -45,7 +45,14 @@ enum WallBenchmarks {
                 + "wall 100 Hz: wall \(CPUBenchmarks.format(onWall)) s (\(CPUBenchmarks.percent(onWall / offWall - 1))), "
                 + "process CPU \(CPUBenchmarks.format(onCPU)) s (\(CPUBenchmarks.percent(onCPU / offCPU - 1)))"
         )
-        print("  throughput with the wall profile: \(CPUBenchmarks.percent(offWall / onWall - 1)) (budget ≥ -1 %)")
+        // Per round, against the unprofiled run just before it (drift of a shared machine cancels).
+        let paired = zip(wall[false]!, wall[true]!).map { $0 / $1 }.sorted()
+        print(
+            "  throughput with the wall profile: \(CPUBenchmarks.percent(offWall / onWall - 1)) (budget ≥ -1 %); "
+                + "paired rounds: median \(CPUBenchmarks.percent(CPUBenchmarks.median(paired) - 1)), quartiles "
+                + "\(CPUBenchmarks.percent(paired[paired.count / 4] - 1))…\(CPUBenchmarks.percent(paired[paired.count * 3 / 4] - 1)); "
+                + "per process CPU-second: \(CPUBenchmarks.percent(offCPU / onCPU - 1))"
+        )
     }
 
     // MARK: - Lock-heavy

@@ -22,7 +22,7 @@ enum WallScenarios {
         holder.start()
         let file = try CPUScenarios.createFile(path)
         try WallProfile.start(writingTo: file, rate: rate)
-        let spent = Mutex<[Int64]>([0, 0, 0])
+        let spent = Mutex<[Int64]>([])
         let handlerThread = Atomic<Int32>(0)
         _ = CPUScenarios.runThreads(1) { _ in
             handlerThread.store(pp_gettid(), ordering: .relaxed)
@@ -37,6 +37,8 @@ enum WallScenarios {
         let measured = spent.withLock { $0 }
         CPUScenarios.printJSON([
             "lockNanos": measured[0], "sleepNanos": measured[1], "cpuNanos": measured[2],
+            "handoffNanos": measured[3], "totalNanos": measured[4],
+            "lockRunDelayNanos": measured[5], "sleepRunDelayNanos": measured[6],
             "handlerTid": Int(handlerThread.load(ordering: .relaxed)),
             "periods": summary?.periods ?? -1, "samples": summary?.samples ?? -1,
         ])
@@ -44,25 +46,49 @@ enum WallScenarios {
 
     /// The handler: request after request, each a lock wait, a sleep and a CPU burn of random
     /// lengths (mean 6, 3 and 1 ms), so no sampling period aliases with the pattern. Returns the
-    /// nanoseconds each phase took.
+    /// nanoseconds of [lock, sleep, CPU, lock hand-off, total, and the run-queue delay (woken but
+    /// not yet on a CPU, from /proc/thread-self/schedstat) within the lock and the sleep phases].
     @inline(never)
     static func handleCheckoutRequests(seconds: Double, lock: LockHandoff) -> [Int64] {
-        var spent: [Int64] = [0, 0, 0]
+        var spent: [Int64] = Array(repeating: 0, count: 7)
         var random = SystemRandomNumberGenerator()
+        let schedstat = open("/proc/thread-self/schedstat", O_RDONLY)
+        defer { if schedstat >= 0 { close(schedstat) } }
+        let start = monotonicNanos()
         let deadline = monotonicSeconds() + seconds
         while monotonicSeconds() < deadline {
             let scale = { Double.random(in: 0.5...1.5, using: &random) }
-            spent[0] += wallLockStep(lock, holdNanos: Int64(6_000_000 * scale()))
+            let handoffStart = monotonicNanos()
+            lock.requestHold(nanos: Int64(6_000_000 * scale()))
+            spent[3] += monotonicNanos() - handoffStart
+            var delay = runDelay(schedstat)
+            spent[0] += wallLockStep(lock)
+            var after = runDelay(schedstat)
+            spent[5] += after - delay
+            delay = after
             spent[1] += wallSleepStep(nanos: Int64(3_000_000 * scale()))
+            after = runDelay(schedstat)
+            spent[6] += after - delay
             spent[2] += wallBurnStep(nanos: Int64(1_000_000 * scale()))
         }
+        spent[4] = monotonicNanos() - start
         return spent
     }
 
-    /// Waits on a mutex another thread holds for `holdNanos`; returns the time spent in the lock call.
+    /// The calling thread's run-queue delay so far (second field of its schedstat), or 0.
+    static func runDelay(_ descriptor: Int32) -> Int64 {
+        guard descriptor >= 0 else { return 0 }
+        var buffer = [UInt8](repeating: 0, count: 96)
+        let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 95, 0) }
+        guard count > 0 else { return 0 }
+        let fields = buffer.prefix(count).split(separator: UInt8(ascii: " "))
+        guard fields.count >= 2 else { return 0 }
+        return Int64(String(decoding: fields[1], as: UTF8.self)) ?? 0
+    }
+
+    /// Waits on the mutex the holder thread holds; returns the time spent in the lock call.
     @inline(never)
-    static func wallLockStep(_ lock: LockHandoff, holdNanos: Int64) -> Int64 {
-        lock.requestHold(nanos: holdNanos)
+    static func wallLockStep(_ lock: LockHandoff) -> Int64 {
         let start = monotonicNanos()
         lock.lockAndUnlock()
         return monotonicNanos() - start

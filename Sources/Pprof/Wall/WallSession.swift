@@ -112,8 +112,11 @@ final class WallSession: @unchecked Sendable {
         var nextList = monotonicNanos() + WallSession.listInterval
         ready.signal()
 
-        // A thread that does not answer within half a period (at most 20 ms) is counted as such.
-        let answerTimeout = Duration.nanoseconds(min(max(periodNanos / 2, 1_000_000), 20_000_000))
+        // A thread that does not answer within a period (at least 10 ms, at most 50 ms) is counted
+        // as such. A woken thread may wait milliseconds for a CPU on a loaded machine before its
+        // handler runs; too short a deadline would turn those waits into unlabelled "unknown"
+        // samples. A slow period only delays the next (the weights are measured time).
+        let answerTimeout = Duration.nanoseconds(min(max(periodNanos, 10_000_000), 50_000_000))
         var nextTick = startMonotonicNanos + periodNanos
         while !stopRequested.load(ordering: .acquiring) {
             let delay = nextTick - monotonicNanos()

@@ -92,7 +92,9 @@ struct WallProfileTests {
         let periods = run.json["periods"] as! Int
         let samples = run.json["samples"] as! Int
         #expect(run.json["threadsSeen"] as! Int >= 1002)
-        #expect(periods >= 300, "periods \(periods)")
+        // The sampler keeps (at least half) its rate: a period waits at most 10 ms for late answers.
+        let expectedPeriods = Double(run.profile.durationNanos) / 1e9 * 100
+        #expect(Double(periods) >= 0.5 * expectedPeriods, "periods \(periods) of \(expectedPeriods)")
         #expect(samples <= periods * 16)
         var busyRunning: [String: Double] = [:]
         var busyTotal = 0.0

@@ -31,6 +31,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "delta-heap-concurrent": DeltaScenarios.heapConcurrent,
     "delta-contention-concurrent": DeltaScenarios.contentionConcurrent,
     "cpu-accuracy": CPUScenarios.accuracy,
+    "cpu-windows": CPUScenarios.windows,
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,
     "cpu-cycles": CPUScenarios.cycles,

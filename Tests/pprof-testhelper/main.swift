@@ -32,6 +32,8 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "delta-contention-concurrent": DeltaScenarios.contentionConcurrent,
     "cpu-accuracy": CPUScenarios.accuracy,
     "cpu-windows": CPUScenarios.windows,
+    "pyroscope-push": PyroscopeScenarios.push,
+    "pyroscope-cpu-reference": PyroscopeScenarios.cpuReference,
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,
     "cpu-cycles": CPUScenarios.cycles,

@@ -4,6 +4,9 @@ import Synchronization
 /// What a `PyroscopeExporter` has done since it started. Also reported through swift-metrics as
 /// the counters `pyroscope_exporter_*_total` (whatever metrics backend the service bootstrapped).
 public struct PyroscopeExporterStatistics: Sendable, Equatable {
+    /// Whether the exporter has started profiling (the first start prepares unwind tables and
+    /// symbols, which takes a moment).
+    public var started = false
     /// Collection cycles completed (the last, at shutdown, included).
     public var cycles = 0
     /// Profiles taken.
@@ -39,6 +42,8 @@ final class ExporterCounters: Sendable {
     private let dropped = Counter(label: "pyroscope_exporter_dropped_profiles_total")
 
     var snapshot: PyroscopeExporterStatistics { state.withLock { $0 } }
+
+    func markStarted() { state.withLock { $0.started = true } }
 
     func cycle(profiles: Int, cpuNanos: Int64) {
         state.withLock {

@@ -61,6 +61,7 @@ public final class PyroscopeExporter: Service, Sendable {
         let uploads = Task { await uploader.run(queue) }
 
         await collector.start()
+        counters.markStarted()
         logger.info(
             "Pyroscope exporter started",
             metadata: [

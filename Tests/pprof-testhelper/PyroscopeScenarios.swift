@@ -49,7 +49,7 @@ enum PyroscopeScenarios {
             do { try await group.run() } catch { failure.withLock { $0 = "\(error)" } }
             finished.signal()
         }
-        usleep(300_000)  // the exporter starts its CPU profile
+        while !exporter.statistics.started { usleep(20_000) }
 
         var results: [String: Any] = [:]
         if workload == "memory" {

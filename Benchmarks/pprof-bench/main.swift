@@ -14,6 +14,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("heap", HeapBenchmarks.run),
     ("symbols", SymbolBenchmarks.run),
     ("http", HTTPBenchmarks.run),
+    ("push", PushBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

@@ -103,8 +103,12 @@ final class ProfileCollector: @unchecked Sendable {
                 add(.memory, selected)
             }
         }
-        if profiles.contains(.block), let bytes = take("block", { try self.block.profile(to: $0) }) { add(.block, bytes) }
-        if profiles.contains(.mutex), let bytes = take("mutex", { try self.mutex.profile(to: $0) }) { add(.mutex, bytes) }
+        if profiles.contains(.block), let bytes = take("block", { try self.block.profile(to: $0) }) {
+            add(.block, bytes)
+        }
+        if profiles.contains(.mutex), let bytes = take("mutex", { try self.mutex.profile(to: $0) }) {
+            add(.mutex, bytes)
+        }
         if profiles.contains(.goroutine), let goroutine = Profile.lookup("goroutine"),
             let bytes = take("goroutine", { try goroutine.write(to: $0, debug: 0) })
         {

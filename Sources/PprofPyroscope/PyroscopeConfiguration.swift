@@ -155,7 +155,9 @@ public struct PyroscopeConfiguration: Sendable {
         }
         if let text = value("PYROSCOPE_UPLOAD_INTERVAL") {
             guard let interval = Self.parseDuration(text) else {
-                throw PprofError.invalidArgument("PYROSCOPE_UPLOAD_INTERVAL: '\(text)' is not a duration (10s, 500ms, 1m)")
+                throw PprofError.invalidArgument(
+                    "PYROSCOPE_UPLOAD_INTERVAL: '\(text)' is not a duration (10s, 500ms, 1m)"
+                )
             }
             uploadInterval = interval
         }

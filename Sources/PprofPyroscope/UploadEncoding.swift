@@ -144,7 +144,12 @@ struct UploadEncoding: Sendable {
         }
         part("profile", file: "profile.pprof", contentType: "application/octet-stream", profile.bytes)
         if let config = profile.kind.sampleTypeConfig {
-            part("sample_type_config", file: "sample_type_config.json", contentType: "application/json", Array(config.utf8))
+            part(
+                "sample_type_config",
+                file: "sample_type_config.json",
+                contentType: "application/json",
+                Array(config.utf8)
+            )
         }
         body += Array("--\(boundary)--\r\n".utf8)
         let encodedQuery = query.map { "\($0.0)=\(Self.percentEncoded($0.1))" }.joined(separator: "&")

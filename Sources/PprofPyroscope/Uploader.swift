@@ -115,7 +115,10 @@ final class Uploader: Sendable {
         request.headers.replaceOrAdd(name: "Content-Type", value: upload.contentType)
         request.body = .bytes(ByteBuffer(bytes: upload.body))
         do {
-            let response = try await client.execute(request, timeout: .nanoseconds(configuration.requestTimeout.nanoseconds))
+            let response = try await client.execute(
+                request,
+                timeout: .nanoseconds(configuration.requestTimeout.nanoseconds)
+            )
             let body = try await response.body.collect(upTo: 64 * 1024)
             let status = response.status.code
             if (200..<300).contains(status) { return .accepted }

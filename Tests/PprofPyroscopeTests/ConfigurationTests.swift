@@ -102,12 +102,16 @@ import Testing
         let block = CollectedProfile(kind: .block, bytes: [], startNanos: 1, endNanos: 2)
         let labels = Dictionary(uniqueKeysWithValues: encoding.seriesLabels(cpu))
         #expect(
-            labels == ["__name__": "process_cpu", "service_name": "checkout", "env": "prod", "region": "eu", "pod": "a b"]
+            labels == [
+                "__name__": "process_cpu", "service_name": "checkout", "env": "prod", "region": "eu", "pod": "a b",
+            ]
         )
         #expect(Dictionary(uniqueKeysWithValues: encoding.seriesLabels(block))["__delta__"] == "false")
         #expect(encoding.ingestName == "checkout{env=prod,pod=a b,region=eu}")
         let request = encoding.ingestRequest(cpu)
-        #expect(request.target.hasPrefix("/ingest?name=checkout%7Benv%3Dprod%2Cpod%3Da%20b%2Cregion%3Deu%7D&from=1&until=2"))
+        #expect(
+            request.target.hasPrefix("/ingest?name=checkout%7Benv%3Dprod%2Cpod%3Da%20b%2Cregion%3Deu%7D&from=1&until=2")
+        )
         #expect(request.target.contains("sampleRate=100"))
     }
 }

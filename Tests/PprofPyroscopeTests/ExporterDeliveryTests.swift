@@ -150,7 +150,10 @@ struct ExporterDeliveryTests {
                 #expect(pushed == heap.total(of: type, where: site) && pushed > 0, "\(site) \(type)")
             }
             for type in ["inuse_objects", "inuse_space"] {
-                #expect(memory.last?.total(of: type, where: site) == heap.total(of: type, where: site), "\(site) \(type)")
+                #expect(
+                    memory.last?.total(of: type, where: site) == heap.total(of: type, where: site),
+                    "\(site) \(type)"
+                )
             }
         }
         #expect(heap.total(of: "inuse_space", where: "deltaHeapSiteA") > 0)

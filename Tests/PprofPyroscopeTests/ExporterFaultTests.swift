@@ -38,8 +38,8 @@ struct ExporterFaultTests {
         let exporter = try PyroscopeExporter(configuration: configuration(receiver))
         let port = receiver.port
         let firstLife = Mutex(0)
-        let statistics = try await runExporter(exporter, for: 37) { _ in
-            Thread.sleep(forTimeInterval: 2)
+        let statistics = try await runExporter(exporter, for: 38) { _ in
+            Thread.sleep(forTimeInterval: 3.5)
             firstLife.withLock { $0 = (try? blockingReceived(receiver)) ?? -1 }
             receiver.stop()
             Thread.sleep(forTimeInterval: 30)
@@ -47,7 +47,9 @@ struct ExporterFaultTests {
         }
         let secondLife = try await receivedProfiles(receiver)
         let first = firstLife.withLock { $0 }
-        print("outage: taken \(statistics.profilesTaken), received \(first)+\(secondLife), dropped \(statistics.profilesDropped), failed requests \(statistics.failedRequests)")
+        print(
+            "outage: taken \(statistics.profilesTaken), received \(first)+\(secondLife), dropped \(statistics.profilesDropped), failed requests \(statistics.failedRequests)"
+        )
         #expect(first >= 1)
         #expect(secondLife >= 8, "the queued cycles arrive after the outage")
         #expect(statistics.profilesDropped > 0, "30 cycles do not fit a queue of 8")
@@ -116,7 +118,9 @@ struct ExporterFaultTests {
         try await running
         let shutdown = clock.now - start
         let statistics = exporter.statistics
-        print("hang: shutdown took \(shutdown), failed \(statistics.failedRequests), dropped \(statistics.profilesDropped)")
+        print(
+            "hang: shutdown took \(shutdown), failed \(statistics.failedRequests), dropped \(statistics.profilesDropped)"
+        )
         #expect(shutdown < .seconds(4))
         #expect(statistics.failedRequests >= 2)
         #expect(statistics.profilesUploaded == 0)

@@ -85,7 +85,10 @@ final class PyroscopeReceiver: @unchecked Sendable {
     }
 
     func received() async throws -> [Request] {
-        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url + "/received"), timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: url + "/received"),
+            timeout: .seconds(30)
+        )
         let body = try await response.body.collect(upTo: 512 * 1024 * 1024)
         let records = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]] ?? []
         return records.map { record in

@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "PprofServer", targets: ["PprofServer"]),
         // The handler mounted as a Hummingbird 2 route group.
         .library(name: "PprofHummingbird", targets: ["PprofHummingbird"]),
+        // Continuous profiling: pushes CPU windows and delta profiles to Grafana Pyroscope (or Alloy).
+        .library(name: "PprofPyroscope", targets: ["PprofPyroscope"]),
         .executable(name: "pprof-demo", targets: ["pprof-demo"]),
     ],
     dependencies: [
@@ -26,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // C: the only code that runs inside signal handlers or malloc/pthread hooks.
@@ -56,11 +60,27 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        .target(
+            name: "PprofPyroscope",
+            dependencies: [
+                "Pprof",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(name: "pprof-demo", dependencies: ["Pprof", "PprofHooks", "PprofServer"]),
         // Child processes for tests that need a process of their own (traps, hooks, LD_PRELOAD, stripping).
         .executableTarget(
             name: "pprof-testhelper",
-            dependencies: ["Pprof", "PprofHooks", "CTestSupport", "PprofServer"],
+            dependencies: [
+                "Pprof", "PprofHooks", "CTestSupport", "PprofServer", "PprofPyroscope",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/pprof-testhelper"
         ),
         // C code the helper's scenarios call (a C library's view of locks, allocation…).
@@ -76,7 +96,9 @@ let package = Package(
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(
             name: "pprof-bench",
-            dependencies: ["Pprof", "PprofHooks", "PprofBenchSupport", "PprofWorkload", "PprofServer"],
+            dependencies: [
+                "Pprof", "PprofHooks", "PprofBenchSupport", "PprofWorkload", "PprofServer", "PprofPyroscope",
+            ],
             path: "Benchmarks/pprof-bench"
         ),
         // C for the benchmarks: code without frame pointers and measuring signal handlers.
@@ -97,6 +119,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "PprofPyroscopeTests",
+            dependencies: [
+                "Pprof", "PprofPyroscope",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Receiver"]
         ),
     ]
 )

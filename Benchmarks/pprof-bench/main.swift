@@ -15,6 +15,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("symbols", SymbolBenchmarks.run),
     ("http", HTTPBenchmarks.run),
     ("wall", WallBenchmarks.run),
+    ("push", PushBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

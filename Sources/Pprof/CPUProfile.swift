@@ -126,6 +126,26 @@ public enum CPUProfile {
         }
     }
 
+    /// Ends the running profile's current window and goes on profiling into `sink`, without a gap:
+    /// every sample falls in exactly one window. The window that ends is written as a complete
+    /// profile (covering the time since `start` or the previous `startNextWindow`) to the sink it
+    /// was writing to, on the calling thread; `stop()` writes the last window. This is how
+    /// continuous profilers cut a running profile into back-to-back periods.
+    ///
+    /// - Returns: what the ended window recorded.
+    /// - Throws: `PprofError.unavailable` if no CPU profile is running in this process, or the
+    ///   error the ended window's sink threw (profiling goes on into `sink` either way).
+    @discardableResult
+    public static func startNextWindow(writingTo sink: some ProfileSink) throws -> Summary {
+        if CPUSession.isReaderThread { throw PprofError.unavailable("startNextWindow called from a profile's sink") }
+        return try lifecycle.withLock { current in
+            guard let session = current, session.ownerProcess == getpid() else {
+                throw PprofError.unavailable("no CPU profile is running")
+            }
+            return try session.startNextWindow(writingTo: sink)
+        }
+    }
+
     /// Whether a CPU profile is running.
     public static var isRunning: Bool { engine != nil }
 

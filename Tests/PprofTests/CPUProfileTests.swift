@@ -59,6 +59,42 @@ struct CPUProfileTests {
         }
     }
 
+    // MARK: - Windows
+
+    /// `startNextWindow` cuts one run into back-to-back profiles: together they hold the CPU time
+    /// that rusage measured (±5 %), each window starts where the previous one ended, and each shows
+    /// the workload. Without a running profile it throws.
+    @Test func nextWindowContinuesWithoutAGap() throws {
+        let path = CPUTestSupport.temporaryPath("windows.pb.gz")
+        let windows = 4
+        let result = try ChildProcess.run("cpu-windows", [path, "seconds=4", "threads=2", "cycles=\(windows)"])
+        #expect(result.status == 0 && !result.crashed, "\(result.stderr)")
+        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? "{}"
+        let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        var profiles: [IndexedProfile] = []
+        for index in 1...windows {
+            let file = "\(path).\(index)"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+            profiles.append(IndexedProfile(try ProfileData(decoding: bytes)))
+        }
+        let sampled = Double(profiles.reduce(0) { total, profile in total + profile.data.total(at: 1) })
+        let rusage = Double(json["processCPUNanos"] as? Int ?? 0)
+        print("4 windows: sampled \(sampled / 1e9) s, rusage \(rusage / 1e9) s")
+        #expect(abs(sampled - rusage) <= 0.05 * rusage, "sampled \(sampled) ns vs rusage \(rusage) ns")
+        for (previous, next) in zip(profiles, profiles.dropFirst()) {
+            let end = previous.data.timeNanos + previous.data.durationNanos
+            #expect(abs(next.data.timeNanos - end) < 5_000_000, "gap of \(next.data.timeNanos - end) ns")
+        }
+        for profile in profiles {
+            #expect(profile.data.durationNanos > 700_000_000)
+            #expect(
+                profile.data.samples.contains { profile.functionNames(of: $0).contains { $0.contains("burnUntil") } }
+            )
+        }
+        #expect((json["notRunningError"] as? String ?? "").contains("no CPU profile is running"))
+    }
+
     // MARK: - Shares
 
     @Test(.enabled(if: CPUTestSupport.perfEventAvailable))

@@ -77,6 +77,43 @@ enum CPUScenarios {
         ])
     }
 
+    // MARK: - Windows: the accuracy workload, cut into back-to-back windows written to path.1, path.2, …
+
+    static func windows(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let windows = max(settings.cycles, 1)
+        let files = try (1...windows).map { try createFile("\(settings.path).\($0)") }
+        try CPUProfile.start(writingTo: files[0], rate: settings.rate, options: settings.options)
+        let before = processCPUNanos()
+        let start = monotonicSeconds()
+        let deadline = start + settings.seconds
+        let cutter = Thread {
+            for index in 1..<windows {
+                let cut = start + settings.seconds * Double(index) / Double(windows)
+                while monotonicSeconds() < cut { usleep(2_000) }
+                try! CPUProfile.startNextWindow(writingTo: files[index])
+            }
+        }
+        cutter.start()
+        _ = runThreads(settings.threads) { _ in burnUntil(deadline) }
+        while !cutter.isFinished { usleep(1_000) }
+        let after = processCPUNanos()
+        try CPUProfile.stop()
+        for file in files { try file.close() }
+        let notRunning: String
+        do {
+            try CPUProfile.startNextWindow(writingTo: ProfileBuffer())
+            notRunning = "no error"
+        } catch {
+            notRunning = "\(error)"
+        }
+        printJSON([
+            "processCPUNanos": after.total - before.total,
+            "windows": windows,
+            "notRunningError": notRunning,
+        ])
+    }
+
     @inline(never)
     static func burnUntil(_ deadline: Double) {
         var x: UInt64 = 0x9e37_79b9

@@ -16,10 +16,29 @@ final class CPUSession: @unchecked Sendable {
     let periodNanos: Int64
     /// The process that started the session (a forked child inherits the object, not the run).
     let ownerProcess = getpid()
-    private let sink: any ProfileSink
     private let options: CPUProfile.Options
-    private let startUnixNanos: Int64
-    private let startMonotonicNanos: Int64
+
+    /// The part of the run that the next profile covers: `startNextWindow` closes one and opens the
+    /// next without pausing the sampler.
+    private struct Window {
+        var sink: any ProfileSink
+        var startUnixNanos: Int64
+        var startMonotonicNanos: Int64
+        var aggregator = CPUSampleAggregator()
+        /// The sampler's cumulative lost counters when the window opened.
+        var lostBefore: (samples: UInt64, weight: UInt64)
+
+        init(sink: any ProfileSink, lostBefore: (samples: UInt64, weight: UInt64)) {
+            self.sink = sink
+            self.startUnixNanos = currentUnixNanos()
+            self.startMonotonicNanos = monotonicNanos()
+            self.lostBefore = lostBefore
+        }
+    }
+    private var window: Window
+    /// A window hand-over asked for by `startNextWindow`, taken by the reader thread.
+    private let handOverRequest = Mutex<(next: any ProfileSink, done: DispatchSemaphore)?>(nil)
+    private var closedWindow: ClosedWindow?
 
     private let wake = DispatchSemaphore(value: 0)
     private let ready = DispatchSemaphore(value: 0)
@@ -34,7 +53,6 @@ final class CPUSession: @unchecked Sendable {
     private var notArmed = 0
     private var blockingSignal = 0
     private var lastArmError: Int32 = 0
-    private var aggregator = CPUSampleAggregator()
     private var outcome: Result<CPUProfile.Summary, any Error> = .failure(PprofError.unavailable("profile not written"))
 
     /// How often the reader looks for new and exited threads: every 20 ms after a change, backing
@@ -78,14 +96,12 @@ final class CPUSession: @unchecked Sendable {
         engine: CPUProfile.Engine,
         signal: Int32
     ) {
-        self.sink = sink
+        self.window = Window(sink: sink, lostBefore: (0, 0))
         self.rate = rate
         self.periodNanos = 1_000_000_000 / Int64(rate)
         self.options = options
         self.engine = engine
         self.signal = signal
-        self.startUnixNanos = currentUnixNanos()
-        self.startMonotonicNanos = monotonicNanos()
     }
 
     // MARK: - Start
@@ -189,6 +205,84 @@ final class CPUSession: @unchecked Sendable {
         return try outcome.get()
     }
 
+    // MARK: - Windows
+
+    /// A window that the reader has closed: its samples, to be built and written by the caller.
+    private struct ClosedWindow {
+        var window: Window
+        var durationNanos: Int64
+        var lost: (samples: Int64, periods: Int64)
+    }
+
+    /// Closes the current window and opens the next one writing to `next`, then builds and writes
+    /// the closed window's profile on the calling thread. Sampling goes on meanwhile: no sample
+    /// falls between the two windows. Callers are serialized (with `finish`) by `CPUProfile`.
+    func startNextWindow(writingTo next: any ProfileSink) throws -> CPUProfile.Summary {
+        let done = DispatchSemaphore(value: 0)
+        handOverRequest.withLock { $0 = (next, done) }
+        wake.signal()
+        done.wait()
+        guard let closed = closedWindow else {
+            throw PprofError.unavailable("CPU profile window not handed over")
+        }
+        closedWindow = nil
+        return try write(closed)
+    }
+
+    /// On the reader thread: drains the rings into the current window, and closes it.
+    private func closeWindow(openingNext next: (any ProfileSink)?) -> ClosedWindow {
+        drain()
+        var counters = pp_cpu_counters()
+        pp_cpu_read_counters(&counters)
+        let lost = (
+            samples: Int64(counters.lost_samples &- window.lostBefore.samples),
+            periods: Int64(counters.lost_weight &- window.lostBefore.weight)
+        )
+        let closed = ClosedWindow(
+            window: window,
+            durationNanos: monotonicNanos() - window.startMonotonicNanos,
+            lost: lost
+        )
+        if let next { window = Window(sink: next, lostBefore: (counters.lost_samples, counters.lost_weight)) }
+        return closed
+    }
+
+    /// Takes a pending hand-over, if any; the caller is woken once the closed window is ready.
+    private func handOverWindow() {
+        guard
+            let request = handOverRequest.withLock({ request in
+                defer { request = nil }; return request
+            })
+        else {
+            return
+        }
+        closedWindow = closeWindow(openingNext: request.next)
+        request.done.signal()
+    }
+
+    /// Builds and writes a closed window's profile.
+    private func write(_ closed: ClosedWindow) throws -> CPUProfile.Summary {
+        let summary = CPUProfile.Summary(
+            engine: engine,
+            signal: signal,
+            rate: rate,
+            samples: closed.window.aggregator.totalSamples,
+            lostSamples: closed.lost.samples,
+            threadsSampled: armedByPerf + armedByTimer,
+            threadsNotSampled: notArmed + blockingSignal
+        )
+        let profile = closed.window.aggregator.build(
+            periodNanos: periodNanos,
+            startUnixNanos: closed.window.startUnixNanos,
+            durationNanos: closed.durationNanos,
+            lost: closed.lost,
+            threadLabels: options.threadLabels,
+            comments: comments(lostSamples: closed.lost.samples)
+        )
+        try profile.write(to: closed.window.sink)
+        return summary
+    }
+
     // MARK: - The reader thread
 
     private var perThreadSources: Bool { engine != .processTimer }
@@ -211,6 +305,7 @@ final class CPUSession: @unchecked Sendable {
         var nextVerify = monotonicNanos() + CPUSession.verifyInterval
         while !stopRequested.load(ordering: .acquiring) {
             _ = wake.wait(timeout: .now() + .nanoseconds(Int(rescanInterval)))
+            handOverWindow()
             if stopRequested.load(ordering: .acquiring) { break }
             let now = monotonicNanos()
             if perThreadSources {
@@ -231,8 +326,7 @@ final class CPUSession: @unchecked Sendable {
                 nextDrain = now + CPUSession.drainInterval
             }
         }
-        let durationNanos = monotonicNanos() - startMonotonicNanos
-        outcome = Result { try stopSampling(durationNanos: durationNanos) }
+        outcome = Result { try stopSampling() }
         CPUSession.readerThreadID.store(0, ordering: .releasing)
     }
 
@@ -351,7 +445,7 @@ final class CPUSession: @unchecked Sendable {
     }
 
     private func drain() {
-        withUnsafeMutablePointer(to: &aggregator) { aggregator in
+        withUnsafeMutablePointer(to: &window.aggregator) { aggregator in
             pp_cpu_drain(
                 { context, record, thread, stack, count in
                     guard let context, let record else { return }
@@ -368,8 +462,8 @@ final class CPUSession: @unchecked Sendable {
     }
 
     /// Silences every source, waits for handlers in flight, releases the sources, drains the last
-    /// samples, and writes the profile.
-    private func stopSampling(durationNanos: Int64) throws -> CPUProfile.Summary {
+    /// samples, and writes the last window's profile.
+    private func stopSampling() throws -> CPUProfile.Summary {
         defer { LabelTags.unpin() }
         if perThreadSources {
             for tid in threads.keys { pp_cpu_quiet_source(&threads[tid]!.source) }
@@ -381,33 +475,11 @@ final class CPUSession: @unchecked Sendable {
         for tid in Array(threads.keys) { pp_cpu_release_source(&threads[tid]!.source) }
         threads.removeAll()
         threadDirectory = nil
-        drain()
-
-        var counters = pp_cpu_counters()
-        pp_cpu_read_counters(&counters)
-        let summary = CPUProfile.Summary(
-            engine: engine,
-            signal: signal,
-            rate: rate,
-            samples: aggregator.totalSamples,
-            lostSamples: Int64(counters.lost_samples),
-            threadsSampled: armedByPerf + armedByTimer,
-            threadsNotSampled: notArmed + blockingSignal
-        )
-        let profile = aggregator.build(
-            periodNanos: periodNanos,
-            startUnixNanos: startUnixNanos,
-            durationNanos: durationNanos,
-            lost: (Int64(counters.lost_samples), Int64(counters.lost_weight)),
-            threadLabels: options.threadLabels,
-            comments: comments(counters: counters)
-        )
-        try profile.write(to: sink)
-        return summary
+        return try write(closeWindow(openingNext: nil))
     }
 
     /// The profile's comments: which engine and signal sampled, and how many threads.
-    private func comments(counters: pp_cpu_counters) -> [String] {
+    private func comments(lostSamples: Int64) -> [String] {
         let how: String
         switch engine {
         case .perfEvent: how = "perf_event cpu-clock per thread (user space)"
@@ -423,8 +495,8 @@ final class CPUSession: @unchecked Sendable {
         } else if lastArmError != 0 {
             lines.append("setitimer failed: \(errorName(lastArmError))")
         }
-        if counters.lost_samples > 0 {
-            lines.append("lost samples: \(counters.lost_samples) (buffers full)")
+        if lostSamples > 0 {
+            lines.append("lost samples: \(lostSamples) (buffers full)")
         }
         if let reason = pp_labels_task_labels_unreadable_reason() {
             lines.append(

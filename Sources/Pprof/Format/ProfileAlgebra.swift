@@ -34,6 +34,22 @@ extension ProfileData {
         return result
     }
 
+    /// Only the sample types named in `types` (in the profile's order), with their value columns;
+    /// samples left all zero are dropped. Go's `pprof -sample_index` keeps one such column.
+    public func keepingSampleTypes(_ types: Set<String>) -> ProfileData {
+        let columns = sampleTypes.indices.filter { types.contains(sampleTypes[$0].type) }
+        if columns.count == sampleTypes.count { return self }
+        var result = self
+        result.sampleTypes = columns.map { sampleTypes[$0] }
+        if !types.contains(defaultSampleType) { result.defaultSampleType = "" }
+        result.samples = samples.compactMap { sample in
+            let values = columns.map { $0 < sample.values.count ? sample.values[$0] : 0 }
+            guard values.contains(where: { $0 != 0 }) else { return nil }
+            return Sample(locationIDs: sample.locationIDs, values: values, labels: sample.labels)
+        }
+        return result
+    }
+
     static func roundedProduct(_ value: Int64, _ ratio: Double) -> Int64 {
         let product = (Double(value) * ratio).rounded(.toNearestOrAwayFromZero)
         if product.isNaN { return 0 }

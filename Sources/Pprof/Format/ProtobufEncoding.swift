@@ -185,10 +185,10 @@ private struct RepeatedLocationIDs {
 /// A growable buffer of protobuf bytes. Writers other than `reserve`, `valueType` and `string`
 /// assume the caller reserved room for them (see the `maximum…Size` bounds), so the hot paths do
 /// no capacity checks.
-struct ProtobufEncoder: ~Copyable {
+@_spi(Integration) public struct ProtobufEncoder: ~Copyable {
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
-    private(set) var count = 0
+    public private(set) var count = 0
 
     /// The most bytes one tag plus one varint take. Every field number used is below 16, so a
     /// key is one byte.
@@ -213,7 +213,7 @@ struct ProtobufEncoder: ~Copyable {
         maximumMessageOverhead + count * maximumScalarSize
     }
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         self.capacity = max(capacity, 64)
         base = UnsafeMutablePointer<UInt8>.allocate(capacity: self.capacity)
     }
@@ -222,7 +222,7 @@ struct ProtobufEncoder: ~Copyable {
 
     /// Makes room for `extra` more bytes.
     @inline(__always)
-    mutating func reserve(_ extra: Int) {
+    public mutating func reserve(_ extra: Int) {
         if capacity &- count < extra { grow(extra) }
     }
 
@@ -238,7 +238,7 @@ struct ProtobufEncoder: ~Copyable {
 
     mutating func removeAll() { count = 0 }
 
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
@@ -333,7 +333,7 @@ struct ProtobufEncoder: ~Copyable {
     /// Starts a length-delimited field: writes its key and reserves one byte for the length,
     /// which `endMessage` patches (moving the body if the length needs more bytes).
     @inline(__always)
-    mutating func beginMessage(_ field: Int) -> Int {
+    public mutating func beginMessage(_ field: Int) -> Int {
         key(field, 2)
         let start = count
         byte(0)
@@ -341,7 +341,7 @@ struct ProtobufEncoder: ~Copyable {
     }
 
     @inline(__always)
-    mutating func endMessage(_ start: Int) {
+    public mutating func endMessage(_ start: Int) {
         let length = count &- start &- 1
         if length < 0x80 {
             base[start] = UInt8(truncatingIfNeeded: length)
@@ -365,8 +365,16 @@ struct ProtobufEncoder: ~Copyable {
         endMessage(start)
     }
 
+    /// A bytes field (checks capacity itself).
+    public mutating func bytes(_ field: Int, _ value: UnsafeRawBufferPointer) {
+        reserve(1 + 10 + value.count)
+        key(field, 2)
+        varint(UInt64(value.count))
+        append(value)
+    }
+
     /// A string field (checks capacity itself).
-    mutating func string(_ field: Int, _ value: String) {
+    public mutating func string(_ field: Int, _ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             reserve(1 + 10 + utf8.count)

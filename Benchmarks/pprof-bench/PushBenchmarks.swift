@@ -1,3 +1,4 @@
+import CPprof
 import Foundation
 import Logging
 import Pprof
@@ -130,7 +131,7 @@ enum PushBenchmarks {
         let lock = Mutex<UInt64>(0)
         let workers = (0..<2).map { index in
             Thread {
-                serviceThreads.withLock { _ = $0.insert(gettid()) }
+                serviceThreads.withLock { _ = $0.insert(pp_gettid()) }
                 var seed = UInt64(index + 1)
                 var count = 0
                 while Date() < deadline {
@@ -149,7 +150,7 @@ enum PushBenchmarks {
         let excluded = serviceThreads.withLock { $0 }.union(sink.threads)
         var byName: [String: Int64] = [:]
         var other: Int64 = 0
-        for (tid, entry) in after where !excluded.contains(tid) && tid != gettid() {
+        for (tid, entry) in after where !excluded.contains(tid) && tid != pp_gettid() {
             let used = entry.nanos - (before[tid]?.nanos ?? 0)
             other += used
             byName[entry.name, default: 0] += used
@@ -191,7 +192,9 @@ enum PushBenchmarks {
     }
 
     static func heapInUse() -> Int {
-        Int(mallinfo2().uordblks)
+        var info = pp_malloc_info()
+        _ = pp_heap_malloc_info(&info)
+        return Int(info.uordblks)
     }
 
     /// A loopback HTTP/1.1 server that reads each request and answers 200, on threads of its own.
@@ -219,12 +222,12 @@ enum PushBenchmarks {
             }
             port = Int(UInt16(bigEndian: address.sin_port))
             Thread { [self] in
-                tids.withLock { _ = $0.insert(gettid()) }
+                tids.withLock { _ = $0.insert(pp_gettid()) }
                 while true {
                     let connection = accept(listener, nil, nil)
                     if connection < 0 { continue }
                     Thread { [self] in
-                        tids.withLock { _ = $0.insert(gettid()) }
+                        tids.withLock { _ = $0.insert(pp_gettid()) }
                         serve(connection)
                     }.start()
                 }

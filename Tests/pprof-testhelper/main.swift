@@ -15,6 +15,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "trap-remove-builtin": RegistryScenarios.removeFromBuiltin,
     "crash-after-prepare": UnwindScenarios.crashAfterPrepare,
     "thread-dump-parked": ThreadScenarios.parkedThreads,
+    "tasks-suspended": TaskScenarios.suspended,
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+/// Live Swift tasks and their async call chains (issue 14), read in a child process whose
+/// `swift_task_create` is interposed by PprofHooks.
+@Suite struct TaskDumpTests {
+    @Test func suspendedTasksShowTheirWholeChainOfAsyncCallers() throws {
+        let count = 100
+        let result = try ChildProcess.run("tasks-suspended", ["\(count)"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        if let unavailable = lines.first(where: { $0.hasPrefix("unavailable") }) {
+            Issue.record("tasks unavailable on the toolchain's runtime: \(unavailable)")
+            return
+        }
+        #expect(lines.contains("done"))
+        #expect(lines.contains("live \(count) dropped 0"))
+        let tasks = lines.filter { $0.hasPrefix("task ") }
+        #expect(tasks.count == count)
+        // Innermost first: the continuation await, then each async caller, then the task's closure.
+        let chain = [
+            "withCheckedContinuation", "TaskScenarios.taskLevelThree", "TaskScenarios.taskLevelTwo",
+            "TaskScenarios.taskLevelOne", "closure #1",
+        ]
+        let complete = tasks.filter { line in
+            let names = line.split(separator: " ", maxSplits: 3).last.map { $0.split(separator: "|").map(String.init) }
+            return containsInOrder(names ?? [], chain)
+        }
+        #expect(complete.count * 100 >= count * 99, "\(tasks.prefix(3))")
+        // Job flags: kind Task (0), default priority (0x15), a future (bit 25), no parent.
+        #expect(tasks.allSatisfy { $0.split(separator: " ")[2] == "2001500" })
+        // Ids are distinct.
+        #expect(Set(tasks.map { $0.split(separator: " ")[1] }).count == count)
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Pprof
+import Synchronization
+
+/// Processes for the task tests (issue 14).
+enum TaskScenarios {
+    /// Continuations kept forever: the tasks stay suspended and nothing reports a leak.
+    static let parked = Mutex<[CheckedContinuation<Int, Never>]>([])
+
+    @inline(never) static func taskLevelThree(_ value: Int) async -> Int {
+        let resumed = await withCheckedContinuation { continuation in
+            parked.withLock { $0.append(continuation) }
+        }
+        return resumed &+ value &* 3
+    }
+
+    @inline(never) static func taskLevelTwo(_ value: Int) async -> Int {
+        let three = await taskLevelThree(value &+ 1)
+        return three &* 7 &+ 2
+    }
+
+    @inline(never) static func taskLevelOne(_ value: Int) async -> Int {
+        let two = await taskLevelTwo(value &* 2)
+        return two &- 5
+    }
+
+    /// `tasks-suspended <count>`: `count` tasks suspended three async functions deep on a
+    /// continuation never resumed; prints one line per live task: `task <id> <flags> f1|f2|…`.
+    static func suspended(_ arguments: [String]) throws {
+        let count = Int(arguments[0])!
+        TaskRegistry.prepare()
+        for index in 0..<count {
+            Task.detached { print("never \(await taskLevelOne(index))") }
+        }
+        while parked.withLock({ $0.count }) < count { usleep(1000) }
+        // The last continuation is stored just before its task finishes suspending.
+        usleep(100_000)
+        print("layout \(TaskRegistry.layoutVersion.map(String.init) ?? "none")")
+        guard let tasks = TaskRegistry.liveTasks() else {
+            print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
+            return
+        }
+        print("live \(tasks.count) dropped \(TaskRegistry.dropped)")
+        for task in tasks {
+            let names = TaskRegistry.functionNames(of: task)
+            print("task \(task.id) \(String(task.jobFlags, radix: 16)) \(names.joined(separator: "|"))")
+        }
+        print("done")
+    }
+}

@@ -21,8 +21,8 @@ enum {
     TASK_RESUME_TASK = 56,
     TASK_RESUME_CONTEXT = 64,
     TASK_PRIVATE = 80,
-    PRIVATE_STATUS_RECORD = 16,  // after ExclusivityAccessSet[2]: ActiveTaskStatus {record, flags, ...}
-    PRIVATE_STATUS_FLAGS = 24,
+    PRIVATE_STATUS_FLAGS = 16,  // after ExclusivityAccessSet[2]: ActiveTaskStatus {flags, lock, record}
+    PRIVATE_STATUS_RECORD = 24,
     PRIVATE_ID_HIGH = 64,
     CONTEXT_PARENT = 0,
     CONTEXT_RESUME_PARENT = 8,

@@ -20,15 +20,20 @@ import Testing
         // Innermost first: the continuation await, then each async caller, then the task's closure.
         let chain = [
             "withCheckedContinuation", "TaskScenarios.taskLevelThree", "TaskScenarios.taskLevelTwo",
-            "TaskScenarios.taskLevelOne", "closure #1",
+            "TaskScenarios.taskLevelOne", "TaskScenarios.suspended",
         ]
         let complete = tasks.filter { line in
-            let names = line.split(separator: " ", maxSplits: 3).last.map { $0.split(separator: "|").map(String.init) }
+            let names = line.split(separator: " ", maxSplits: 4).last.map { $0.split(separator: "|").map(String.init) }
             return containsInOrder(names ?? [], chain)
         }
         #expect(complete.count * 100 >= count * 99, "\(tasks.prefix(3))")
         // Job flags: kind Task (0), default priority (0x15), a future (bit 25), no parent.
         #expect(tasks.allSatisfy { $0.split(separator: " ")[2] == "2001500" })
+        // Status: default priority, waiting on a dependency (0x4000); every other task cancelled (0x100).
+        let status = tasks.compactMap { UInt32($0.split(separator: " ")[3], radix: 16) }
+        #expect(status.filter { $0 & 0x40FF == 0x4015 }.count == count)
+        #expect(status.filter { $0 & 0x100 != 0 }.count == count / 2)
+        // 5,000 tasks finished before the dump: none is listed, so the count above is exact.
         // Ids are distinct.
         #expect(Set(tasks.map { $0.split(separator: " ")[1] }).count == count)
     }

@@ -7,6 +7,8 @@ enum TaskScenarios {
     /// Continuations kept forever: the tasks stay suspended and nothing reports a leak.
     static let parked = Mutex<[CheckedContinuation<Int, Never>]>([])
 
+    static let finished = Atomic<Int>(0)
+
     @inline(never) static func taskLevelThree(_ value: Int) async -> Int {
         let resumed = await withCheckedContinuation { continuation in
             parked.withLock { $0.append(continuation) }
@@ -25,16 +27,22 @@ enum TaskScenarios {
     }
 
     /// `tasks-suspended <count>`: `count` tasks suspended three async functions deep on a
-    /// continuation never resumed; prints one line per live task: `task <id> <flags> f1|f2|…`.
+    /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> f1|f2|…`.
     static func suspended(_ arguments: [String]) throws {
         let count = Int(arguments[0])!
         TaskRegistry.prepare()
+        // Tasks that finished before the dump must not be listed (their entries are stale).
+        for _ in 0..<5000 { Task.detached { _ = finished.add(1, ordering: .relaxed) } }
+        while finished.load(ordering: .relaxed) < 5000 { usleep(1000) }
+        var suspended: [Task<Void, Never>] = []
         for index in 0..<count {
-            Task.detached { print("never \(await taskLevelOne(index))") }
+            suspended.append(Task.detached { print("never \(await taskLevelOne(index))") })
         }
         while parked.withLock({ $0.count }) < count { usleep(1000) }
         // The last continuation is stored just before its task finishes suspending.
         usleep(100_000)
+        // Every other task cancelled: cancellation does not resume a checked continuation.
+        for (index, task) in suspended.enumerated() where index % 2 == 0 { task.cancel() }
         print("layout \(TaskRegistry.layoutVersion.map(String.init) ?? "none")")
         guard let tasks = TaskRegistry.liveTasks() else {
             print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
@@ -43,7 +51,10 @@ enum TaskScenarios {
         print("live \(tasks.count) dropped \(TaskRegistry.dropped)")
         for task in tasks {
             let names = TaskRegistry.functionNames(of: task)
-            print("task \(task.id) \(String(task.jobFlags, radix: 16)) \(names.joined(separator: "|"))")
+            print(
+                "task \(task.id) \(String(task.jobFlags, radix: 16)) \(String(task.statusFlags, radix: 16)) "
+                    + names.joined(separator: "|")
+            )
         }
         print("done")
     }

@@ -24,6 +24,13 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
     package var isGroupChildTask: Bool { jobFlags & (1 << 26) != 0 }
     package var isAsyncLetTask: Bool { jobFlags & (1 << 28) != 0 }
+    /// ActiveTaskStatus::IsCancelled (0x100; checked by the tests).
+    package var isCancelled: Bool { statusFlags & 0x100 != 0 }
+    /// ActiveTaskStatus::HasTaskDependency (0x4000): suspended waiting on a continuation, task or
+    /// group (seen on tasks waiting on a continuation; the other bits are not checked yet).
+    package var hasDependency: Bool { statusFlags & 0x4000 != 0 }
+    /// The task's current (possibly escalated) priority.
+    package var currentPriority: UInt8 { UInt8(truncatingIfNeeded: statusFlags) }
 }
 
 /// Finds the process's live tasks, recorded by the `swift_task_create` hook in `PprofHooks`.

@@ -2,10 +2,11 @@
 // pp_tasks_record runs inside the swift_task_create hook: lock-free, no allocation, fault-safe
 // reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread.
 //
-// A task is never retained: an entry is (address, low 32 bits of the task id). It is live while
-// the word at the address is still the AsyncTask metadata, the id matches and the refcount is not
-// deiniting; freeing the task overwrites the first words (malloc's free-list links) or a new task
-// at the same address has another id.
+// A task is never retained: an entry is (address, low 32 bits of the task id). It is judged live
+// while the word at the address is still the AsyncTask metadata, the id matches, the refcount is
+// not deiniting and the status word is plausible; freeing the task usually overwrites the first
+// words (malloc's free-list links) and a new task at the same address has another id. This is a
+// heuristic, not a proof (docs/tasks-research.md says what would make it sound).
 #include <stdatomic.h>
 #include <string.h>
 
@@ -64,7 +65,15 @@ static int task_is_live(pp_safe_reader *reader, uintptr_t task, uint32_t id) {
     if (!pp_safe_read(reader, task + TASK_REFCOUNT, &refcount)) return 0;
     // 64-bit inline refcount: bit 63 UseSlowRC (side table or immortal), bit 32 IsDeiniting.
     if (!(refcount >> 63) && ((refcount >> 32) & 1)) return 0;
-    return read_id(reader, task) == id;
+    if (read_id(reader, task) != id) return 0;
+    // Freed memory can keep the first words intact (glibc consolidates a freed chunk into its free
+    // neighbour without writing into it); the status word then often holds another object's data.
+    // Its defined bits are the priority (0-7) and state flags up to 0x4000.
+    uintptr_t status, resume_task;
+    if (!pp_safe_read(reader, task + TASK_PRIVATE + PRIVATE_STATUS_FLAGS, &status)) return 0;
+    if ((uint32_t)status >> 15) return 0;
+    if (!pp_safe_read(reader, task + TASK_RESUME_TASK, &resume_task) || resume_task < 4096) return 0;
+    return 1;
 }
 
 void pp_tasks_record(uintptr_t task) {

@@ -8,6 +8,14 @@ enum TaskScenarios {
     static let parked = Mutex<[CheckedContinuation<Int, Never>]>([])
 
     static let finished = Atomic<Int>(0)
+    static let spinning = Atomic<Bool>(false)
+
+    @inline(never) static func taskSpin() async -> Int {
+        spinning.store(true, ordering: .relaxed)
+        var turns = 0
+        while spinning.load(ordering: .relaxed) { turns &+= 1 }
+        return turns
+    }
 
     @inline(never) static func taskLevelThree(_ value: Int) async -> Int {
         let resumed = await withCheckedContinuation { continuation in
@@ -43,6 +51,9 @@ enum TaskScenarios {
         while parked.withLock({ $0.count }) < count { usleep(1000) }
         // The last continuation is stored just before its task finishes suspending.
         usleep(100_000)
+        // One task running on a thread throughout the dump.
+        let spinner = Task.detached { print("spun \(await taskSpin())") }
+        while !spinning.load(ordering: .relaxed) { usleep(1000) }
         // Every other task cancelled: cancellation does not resume a checked continuation.
         for (index, task) in suspended.enumerated() where index % 2 == 0 { task.cancel() }
         print("layout \(TaskRegistry.layoutVersion.map(String.init) ?? "none")")
@@ -58,6 +69,8 @@ enum TaskScenarios {
                     + names.joined(separator: "|")
             )
         }
+        spinning.store(false, ordering: .relaxed)
+        _ = spinner
         print("done")
     }
 }

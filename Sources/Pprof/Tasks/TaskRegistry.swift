@@ -29,6 +29,11 @@ package struct TaskSnapshot: Sendable, Hashable {
     /// ActiveTaskStatus::HasTaskDependency (0x4000): suspended waiting on a continuation, task or
     /// group (seen on tasks waiting on a continuation; the other bits are not checked yet).
     package var hasDependency: Bool { statusFlags & 0x4000 != 0 }
+    /// ActiveTaskStatus::IsRunning (0x800): on a thread now, so its resume fields are stale; it is
+    /// maintained on Linux too (checked by the tests with a spinning task).
+    package var isRunning: Bool { statusFlags & 0x800 != 0 }
+    /// ActiveTaskStatus::IsEnqueued (0x1000, from sources): runnable, waiting for a thread.
+    package var isEnqueued: Bool { statusFlags & 0x1000 != 0 }
     /// The task's current (possibly escalated) priority.
     package var currentPriority: UInt8 { UInt8(truncatingIfNeeded: statusFlags) }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import Pprof
+
 /// Live Swift tasks and their async call chains (issue 14), read in a child process whose
 /// `swift_task_create` is interposed by PprofHooks.
 @Suite struct TaskDumpTests {
@@ -40,5 +42,42 @@ import Testing
         // 5,000 tasks finished before the dump: none is listed, so the count above is exact.
         // Ids are distinct.
         #expect(Set(tasks.map { $0.split(separator: " ")[1] }).count == count)
+    }
+
+    @Test func goroutineProfileCountsSuspendedTasksBesideTheThreads() throws {
+        let count = 100
+        let paths = ["t0.pb.gz", "t2.txt"].map(temporaryPath)
+        defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let result = try ChildProcess.run("tasks-suspended", ["\(count)"] + paths)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("done"))
+
+        let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
+        let stacks = decodedStacks(profile)
+        func state(_ labels: [ProfileData.Label]) -> String? { labels.first { $0.key == "task" }?.string }
+        let chain = [
+            "withCheckedContinuation", "TaskScenarios.taskLevelThree", "TaskScenarios.taskLevelTwo",
+            "TaskScenarios.taskLevelOne", "TaskScenarios.suspended",
+        ]
+        // Counts exact: half cancelled; the spinning task is not listed as a task (it runs).
+        let suspended = stacks.filter { state($0.labels) == "suspended" && containsInOrder($0.names, chain) }
+        let cancelled = stacks.filter {
+            state($0.labels) == "suspended, cancelled" && containsInOrder($0.names, chain)
+        }
+        #expect(suspended.map(\.value).reduce(0, +) == Int64(count / 2))
+        #expect(cancelled.map(\.value).reduce(0, +) == Int64(count / 2))
+        #expect(stacks.filter { state($0.labels) != nil }.map(\.value).reduce(0, +) == Int64(count))
+        // The threads are still there.
+        #expect(stacks.contains { state($0.labels) == nil })
+
+        let text = try String(contentsOfFile: paths[1], encoding: .utf8)
+        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
+        #expect(blocks.count == count)
+        #expect(blocks.filter { $0.contains("[suspended, cancelled]:") }.count == count / 2)
+        #expect(blocks.allSatisfy { block in containsInOrder(block.split(separator: "\n").map(String.init), chain) })
+
+        if let traces = try goToolTraces(paths[0]) {
+            #expect(traces.contains("taskLevelThree"))
+        }
     }
 }

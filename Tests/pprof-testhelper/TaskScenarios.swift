@@ -34,7 +34,7 @@ enum TaskScenarios {
         return two &- 5
     }
 
-    /// `tasks-suspended <count>`: `count` tasks suspended three async functions deep on a
+    /// `tasks-suspended <count> [<debug0 path> <debug2 path>]`: `count` tasks suspended three async functions deep on a
     /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> f1|f2|…`.
     static func suspended(_ arguments: [String]) throws {
         let count = Int(arguments[0])!
@@ -68,6 +68,11 @@ enum TaskScenarios {
                 "task \(task.id) \(String(task.jobFlags, radix: 16)) \(String(task.statusFlags, radix: 16)) "
                     + names.joined(separator: "|")
             )
+        }
+        // The goroutine profile with the tasks: debug=0 and debug=2 to the paths given.
+        let profile = Profile.lookup("goroutine")!
+        for (debug, path) in zip([0, 2], arguments.dropFirst()) {
+            try writeProfile(profile, debug: debug, to: path)
         }
         spinning.store(false, ordering: .relaxed)
         _ = spinner

@@ -116,6 +116,9 @@ package enum TaskRegistry {
     /// Arms the hook's dead-entry reuse early (it is also armed on the first dump).
     package static func prepare() { _ = runtime }
 
+    /// True once the swift_task_create hook has seen a task (PprofHooks is linked).
+    package static var isTracking: Bool { pp_tasks_hooked() != 0 }
+
     /// Tasks the registry could not hold.
     package static var dropped: UInt64 { pp_tasks_dropped() }
 

@@ -162,3 +162,37 @@ int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintpt
         return 0;
     return (again_task == resume_task && again_context == resume_context) ? 1 : 2;
 }
+
+// Status records: {size_t flags (kind in bits 0-7), parent}; the SE-0469 name record (kind 6 on
+// this layout) adds the name's C string. The name is an initial record, so it is the outermost.
+size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity) {
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    if (capacity == 0 || !task_is_live(&reader, task, id)) return 0;
+    uintptr_t record;
+    if (!pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_STATUS_RECORD, &record)) return 0;
+    for (int depth = 0; record && depth < 32; depth++) {
+        uintptr_t flags, parent, string;
+        if (!pp_safe_read(&reader, record, &flags) || !pp_safe_read(&reader, record + 8, &parent)) return 0;
+        if ((flags & 0xFF) == 6) {
+            if (!pp_safe_read(&reader, record + 16, &string) || (string & 7) != 0) return 0;
+            size_t length = 0;
+            for (uintptr_t word_address = string; length + 1 < capacity; word_address += 8) {
+                uintptr_t word;
+                if (!pp_safe_read(&reader, word_address, &word)) return 0;
+                for (int byte = 0; byte < 8 && length + 1 < capacity; byte++) {
+                    char c = (char)(word >> (8 * byte));
+                    if (c == 0) {
+                        name[length] = 0;
+                        return length;
+                    }
+                    name[length++] = c;
+                }
+            }
+            name[length] = 0;
+            return length;
+        }
+        record = parent;
+    }
+    return 0;
+}

@@ -267,14 +267,18 @@ enum ThreadProfiles {
 
     /// Resume points are function entries; count-profile stacks hold return-address-style entries.
     static func taskRecord(_ task: TaskSnapshot) -> CountProfile.Record {
-        CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: [("task", taskState(task))])
+        var labels = [(key: "task", value: taskState(task))]
+        if let name = task.name { labels.append((key: "task name", value: name)) }
+        return CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: labels)
     }
 
     /// debug=2: one block per task after the threads, `task 0x<address> [<state>]:` then its frames.
     static func taskDump(_ tasks: [TaskSnapshot], symbolizer: Symbolizer = .shared) -> String {
         var text = ""
         for task in tasks.sorted(by: { $0.id < $1.id }) {
-            text += "\ntask 0x\(hex(task.address)) id \(task.id) [\(taskState(task))]:\n"
+            text += "\ntask 0x\(hex(task.address)) id \(task.id)"
+            if let name = task.name { text += " " + LegacyText.goQuote(name) }
+            text += " [\(taskState(task))]:\n"
             for address in task.resumeAddresses { text += frameLines(address + 1, symbolizer: symbolizer) }
         }
         return text

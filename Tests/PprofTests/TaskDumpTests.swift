@@ -29,12 +29,14 @@ import Testing
             "TaskScenarios.taskLevelOne", "TaskScenarios.suspended",
         ]
         let complete = tasks.filter { line in
-            let names = line.split(separator: " ", maxSplits: 4).last.map { $0.split(separator: "|").map(String.init) }
+            let names = line.split(separator: " ", maxSplits: 5).last.map { $0.split(separator: "|").map(String.init) }
             return containsInOrder(names ?? [], chain)
         }
         #expect(complete.count * 100 >= count * 99, "\(tasks.prefix(3))")
-        // Job flags: kind Task (0), default priority (0x15), a future (bit 25), no parent.
-        #expect(tasks.allSatisfy { $0.split(separator: " ")[2] == "2001500" })
+        // Job flags: kind Task (0), default priority (0x15), a future (bit 25), named (bit 30), no parent.
+        #expect(tasks.allSatisfy { $0.split(separator: " ")[2] == "42001500" })
+        // The SE-0469 names, each exactly once.
+        #expect(Set(tasks.map { String($0.split(separator: " ")[4]) }) == Set((0..<count).map { "worker-\($0)" }))
         // Status: default priority, waiting on a dependency (0x4000); every other task cancelled (0x100).
         let status = tasks.compactMap { UInt32($0.split(separator: " ")[3], radix: 16) }
         #expect(status.filter { $0 & 0x40FF == 0x4015 }.count == count)
@@ -67,6 +69,11 @@ import Testing
         #expect(suspended.map(\.value).reduce(0, +) == Int64(count / 2))
         #expect(cancelled.map(\.value).reduce(0, +) == Int64(count / 2))
         #expect(stacks.filter { state($0.labels) != nil }.map(\.value).reduce(0, +) == Int64(count))
+        // Each task's name is a label: every stack of the tasks is its own sample.
+        let named = stacks.filter {
+            $0.labels.contains { $0.key == "task name" && $0.string?.hasPrefix("worker-") == true }
+        }
+        #expect(named.count == count)
         // The threads are still there.
         #expect(stacks.contains { state($0.labels) == nil })
 
@@ -74,6 +81,7 @@ import Testing
         let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
         #expect(blocks.count == count)
         #expect(blocks.filter { $0.contains("[suspended, cancelled]:") }.count == count / 2)
+        #expect(blocks.filter { $0.contains(" \"worker-7\" [suspended") }.count == 1)
         #expect(blocks.allSatisfy { block in containsInOrder(block.split(separator: "\n").map(String.init), chain) })
 
         if let traces = try goToolTraces(paths[0]) {

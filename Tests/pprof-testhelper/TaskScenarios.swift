@@ -35,7 +35,7 @@ enum TaskScenarios {
     }
 
     /// `tasks-suspended <count> [<debug0 path> <debug2 path>]`: `count` tasks suspended three async functions deep on a
-    /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> f1|f2|…`.
+    /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> <name or -> f1|f2|…`.
     static func suspended(_ arguments: [String]) throws {
         let count = Int(arguments[0])!
         TaskRegistry.prepare()
@@ -46,7 +46,7 @@ enum TaskScenarios {
         usleep(50_000)
         var suspended: [Task<Void, Never>] = []
         for index in 0..<count {
-            suspended.append(Task.detached { print("never \(await taskLevelOne(index))") })
+            suspended.append(Task.detached(name: "worker-\(index)") { print("never \(await taskLevelOne(index))") })
         }
         while parked.withLock({ $0.count }) < count { usleep(1000) }
         // The last continuation is stored just before its task finishes suspending.
@@ -64,10 +64,9 @@ enum TaskScenarios {
         print("live \(tasks.count) dropped \(TaskRegistry.dropped)")
         for task in tasks {
             let names = TaskRegistry.functionNames(of: task)
-            print(
-                "task \(task.id) \(String(task.jobFlags, radix: 16)) \(String(task.statusFlags, radix: 16)) "
-                    + names.joined(separator: "|")
-            )
+            let flags = "\(String(task.jobFlags, radix: 16)) \(String(task.statusFlags, radix: 16))"
+            let name = task.name ?? "-"
+            print("task \(task.id) \(flags) \(name) \(names.joined(separator: "|"))")
         }
         // The goroutine profile with the tasks: debug=0 and debug=2 to the paths given.
         let profile = Profile.lookup("goroutine")!

@@ -42,4 +42,8 @@ typedef struct pp_task_snapshot {
 int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintptr_t *frames,
                  uint32_t capacity);
 
+// The task's SE-0469 name (`Task(name:)`) into `name` (NUL-terminated, truncated to `capacity`);
+// returns its length, 0 when the task has none or is gone.
+size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity);
+
 #endif

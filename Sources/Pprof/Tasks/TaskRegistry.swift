@@ -19,6 +19,8 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var resumeAddresses: [UInt]
     /// False when the task resumed while it was read: its frames were dropped, not guessed.
     package var consistent: Bool
+    /// The name given with `Task(name:)` (SE-0469), nil when none (up to 255 bytes).
+    package var name: String? = nil
 
     package var priority: UInt8 { UInt8(truncatingIfNeeded: jobFlags >> 8) }
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
@@ -143,6 +145,7 @@ package enum TaskRegistry {
         var result: [TaskSnapshot] = []
         result.reserveCapacity(addresses.count)
         var frames = [UInt](repeating: 0, count: maximumFrames)
+        var nameBuffer = [CChar](repeating: 0, count: 256)
         for (address, id) in zip(addresses, ids) {
             var raw = pp_task_snapshot()
             let state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames))
@@ -155,7 +158,10 @@ package enum TaskRegistry {
                     statusFlags: raw.status_flags,
                     resumeAddresses: state == 1
                         ? frames[0..<Int(raw.frame_count)].filter { !adapters.contains($0) } : [],
-                    consistent: state == 1
+                    consistent: state == 1,
+                    name: pp_task_read_name(address, id, &nameBuffer, nameBuffer.count) > 0
+                        ? String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                        : nil
                 )
             )
         }

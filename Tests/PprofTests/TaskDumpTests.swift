@@ -88,4 +88,14 @@ import Testing
             #expect(traces.contains("taskLevelThree"))
         }
     }
+
+    @Test func dumpsWhileTasksAreCreatedAndFinishAllTheTimeNeitherCrashNorHang() throws {
+        let result = try ChildProcess.run("tasks-churn", ["200"])
+        #expect(result.status == 0 && !result.crashed, "\(result.stderr)")
+        #expect(result.stdout.contains("done"))
+        // Tasks really churned during the dumps (hundreds of thousands on two cores).
+        let figures = result.stdout.split(separator: " ")
+        let churned = figures.firstIndex(of: "churned").flatMap { Int(figures[$0 + 1]) } ?? 0
+        #expect(churned > 50_000, "\(result.stdout)")
+    }
 }

@@ -77,4 +77,55 @@ enum TaskScenarios {
         _ = spinner
         print("done")
     }
+
+    static let churning = Atomic<Bool>(true)
+    static let churned = Atomic<Int>(0)
+    static let created = Atomic<Int>(0)
+
+    @inline(never) static func churnLeaf(_ value: Int) async -> Int {
+        await Task.yield()
+        return value &* 5
+    }
+
+    /// `tasks-churn <dumps>`: tasks created and finishing all the time (four creator threads)
+    /// while the registry is read `dumps` times back to back; prints `dumps <n> churned <tasks>`.
+    static func churn(_ arguments: [String]) throws {
+        let dumps = Int(arguments[0])!
+        TaskRegistry.prepare()
+        var creators: [Thread] = []
+        for _ in 0..<4 {
+            let creator = Thread {
+                while churning.load(ordering: .relaxed) {
+                    // At most about 4,000 tasks in flight: creation is paced by completion.
+                    guard created.load(ordering: .relaxed) - churned.load(ordering: .relaxed) < 4000 else {
+                        usleep(100)
+                        continue
+                    }
+                    _ = created.add(64, ordering: .relaxed)
+                    for index in 0..<64 {
+                        Task.detached { _ = churned.add(await churnLeaf(index) > -1 ? 1 : 0, ordering: .relaxed) }
+                    }
+                }
+            }
+            creator.start()
+            creators.append(creator)
+        }
+        while churned.load(ordering: .relaxed) == 0 { usleep(1000) }
+        var seen = 0
+        let start = ContinuousClock.now
+        for _ in 0..<dumps {
+            guard let tasks = TaskRegistry.liveTasks() else {
+                print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
+                return
+            }
+            seen = max(seen, tasks.count)
+            for task in tasks.prefix(16) { _ = TaskRegistry.functionNames(of: task) }
+        }
+        let elapsed = ContinuousClock.now - start
+        let during = churned.load(ordering: .relaxed)
+        churning.store(false, ordering: .relaxed)
+        usleep(200_000)
+        print("dumps \(dumps) churned \(during) most \(seen) elapsed \(elapsed)")
+        print("done")
+    }
 }

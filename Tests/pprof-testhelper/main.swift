@@ -16,6 +16,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "crash-after-prepare": UnwindScenarios.crashAfterPrepare,
     "thread-dump-parked": ThreadScenarios.parkedThreads,
     "tasks-suspended": TaskScenarios.suspended,
+    "tasks-churn": TaskScenarios.churn,
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,

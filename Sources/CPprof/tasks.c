@@ -42,6 +42,9 @@ static _Atomic uintptr_t task_metadata;
 static _Atomic uint64_t dropped;
 static _Atomic int hooked;
 
+int pp_tasks_enabled_flag = 1;
+void pp_tasks_set_enabled(int enabled) { __atomic_store_n(&pp_tasks_enabled_flag, enabled != 0, __ATOMIC_RELAXED); }
+
 void pp_tasks_set_task_metadata(uintptr_t metadata) { atomic_store(&task_metadata, metadata); }
 int pp_tasks_hooked(void) { return atomic_load_explicit(&hooked, memory_order_relaxed); }
 uint64_t pp_tasks_dropped(void) { return atomic_load_explicit(&dropped, memory_order_relaxed); }
@@ -81,7 +84,8 @@ void pp_tasks_record(uintptr_t task) {
     pp_safe_reader reader;
     pp_safe_reader_init(&reader, 0);
     // The new task is fully initialised by the real swift_task_create: its id can be read directly.
-    uint32_t id = read_id(&reader, task);
+    // A plain load: probing the page would cost a system call per task.
+    uint32_t id = *(volatile const uint32_t *)(task + TASK_FLAGS_AND_ID + 4);
     uint32_t index = slot_of(task);
     int judge = atomic_load_explicit(&task_metadata, memory_order_relaxed) != 0;
     for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {

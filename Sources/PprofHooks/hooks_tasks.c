@@ -36,6 +36,6 @@ __attribute__((visibility("default"), swiftcall)) task_and_context swift_task_cr
     size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context) {
     task_and_context created =
         resolve_real_swift_task_create()(flags, options, result_type, closure_entry, closure_context);
-    if (created.task) pp_tasks_record((uintptr_t)created.task);
+    if (created.task && pp_tasks_enabled()) pp_tasks_record((uintptr_t)created.task);
     return created;
 }

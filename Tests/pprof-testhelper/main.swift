@@ -17,6 +17,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-parked": ThreadScenarios.parkedThreads,
     "tasks-suspended": TaskScenarios.suspended,
     "tasks-churn": TaskScenarios.churn,
+    "tasks-cost": TaskScenarios.cost,
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,

@@ -10,6 +10,13 @@
 // then the hook records tasks without judging which older entries are dead.
 void pp_tasks_set_task_metadata(uintptr_t metadata);
 
+// Recording on (default) or off; off, the hook only forwards (for side-by-side cost runs).
+void pp_tasks_set_enabled(int enabled);
+static inline int pp_tasks_enabled(void) {
+    extern int pp_tasks_enabled_flag;
+    return __atomic_load_n(&pp_tasks_enabled_flag, __ATOMIC_RELAXED);
+}
+
 // Called by the swift_task_create hook with each new task. Lock-free, no allocation.
 void pp_tasks_record(uintptr_t task);
 

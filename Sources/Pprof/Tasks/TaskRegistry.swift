@@ -118,6 +118,9 @@ package enum TaskRegistry {
     /// Arms the hook's dead-entry reuse early (it is also armed on the first dump).
     package static func prepare() { _ = runtime }
 
+    /// Whether new tasks are recorded (on by default); tasks created while off are not listed.
+    package static func setRecording(_ on: Bool) { pp_tasks_set_enabled(on ? 1 : 0) }
+
     /// True once the swift_task_create hook has seen a task (PprofHooks is linked).
     package static var isTracking: Bool { pp_tasks_hooked() != 0 }
 

@@ -143,17 +143,30 @@ enum ThreadProfiles {
 
     static func writeGoroutine(to sink: some ProfileSink, debug: Int) throws {
         let (threads, exited) = try dump(details: debug >= 2)
+        let tasks = suspendedTasks()
         if debug >= 2 {
-            try sink.write(crashStyleDump(threads))
+            var text = crashStyleDump(threads)
+            switch tasks {
+            case .listed(let list): text += taskDump(list)
+            case .unavailable(let reason): text += "\n\(reason)\n"
+            case .untracked: break
+            }
+            try sink.write(text)
             return
         }
         var comments: [String] = []
         let unsampled = threads.filter { $0.sample.status != .sampled }.count
         if unsampled > 0 { comments.append("\(unsampled) threads could not be sampled") }
         if exited > 0 { comments.append("\(exited) threads exited during the dump") }
+        var records = threads.map { CountProfile.Record(stack: $0.stack, labels: $0.labels) }
+        switch tasks {
+        case .listed(let list): records += list.map(taskRecord)
+        case .unavailable(let reason): comments.append(reason)
+        case .untracked: break
+        }
         let profile = CountProfile(
             name: "goroutine",
-            records: threads.map { CountProfile.Record(stack: $0.stack, labels: $0.labels) },
+            records: records,
             comments: comments
         )
         try profile.write(to: sink, debug: debug)
@@ -225,6 +238,51 @@ enum ThreadProfiles {
     }
 
     private static func hex(_ value: UInt) -> String { String(value, radix: 16) }
+
+    // MARK: Tasks (issue 14)
+
+    enum TaskListing {
+        /// PprofHooks is not linked (or no task was created): nothing to say.
+        case untracked
+        /// The runtime's layout is not one we know: said in the profile, no task shown.
+        case unavailable(String)
+        case listed([TaskSnapshot])
+    }
+
+    /// Tasks not on a thread now. A running task is left out: its thread's stack already shows it,
+    /// joined to its async callers by the unwinder. Tasks that moved while read are left out too.
+    static func suspendedTasks() -> TaskListing {
+        guard let tasks = TaskRegistry.liveTasks() else {
+            guard let reason = TaskRegistry.unavailableReason, TaskRegistry.isTracking else { return .untracked }
+            return .unavailable(reason)
+        }
+        return .listed(tasks.filter { !$0.isRunning && $0.consistent && !$0.resumeAddresses.isEmpty })
+    }
+
+    static func taskState(_ task: TaskSnapshot) -> String {
+        var state = task.isEnqueued ? "runnable" : "suspended"
+        if task.isCancelled { state += ", cancelled" }
+        return state
+    }
+
+    /// Resume points are function entries; count-profile stacks hold return-address-style entries.
+    static func taskRecord(_ task: TaskSnapshot) -> CountProfile.Record {
+        var labels = [(key: "task", value: taskState(task))]
+        if let name = task.name { labels.append((key: "task name", value: name)) }
+        return CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: labels)
+    }
+
+    /// debug=2: one block per task after the threads, `task 0x<address> [<state>]:` then its frames.
+    static func taskDump(_ tasks: [TaskSnapshot], symbolizer: Symbolizer = .shared) -> String {
+        var text = ""
+        for task in tasks.sorted(by: { $0.id < $1.id }) {
+            text += "\ntask 0x\(hex(task.address)) id \(task.id)"
+            if let name = task.name { text += " " + LegacyText.goQuote(name) }
+            text += " [\(taskState(task))]:\n"
+            for address in task.resumeAddresses { text += frameLines(address + 1, symbolizer: symbolizer) }
+        }
+        return text
+    }
 
     // MARK: Thread states
 

@@ -11,6 +11,7 @@
 #include "pp_thread_create.h"
 #include "pp_thread_dump.h"
 #include "pp_tables.h"
+#include "pp_tasks.h"
 #include "pp_thread_events.h"
 #include "pp_thread_id.h"
 #include "pp_unwind.h"

@@ -1,0 +1,202 @@
+// Live-task registry and fault-tolerant task reads (issue 14, docs/tasks-research.md).
+// pp_tasks_record runs inside the swift_task_create hook: lock-free, no allocation, fault-safe
+// reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread.
+//
+// A task is never retained: an entry is (address, low 32 bits of the task id). It is judged live
+// while the word at the address is still the AsyncTask metadata, the id matches, the refcount is
+// not deiniting and the status word is plausible; freeing the task usually overwrites the first
+// words (malloc's free-list links) and a new task at the same address has another id. This is a
+// heuristic, not a proof (docs/tasks-research.md says what would make it sound).
+#include <stdatomic.h>
+#include <string.h>
+
+#include "pp_tasks.h"
+#include "safe_read.h"
+
+// AsyncTask offsets on 64-bit runtimes with _swift_concurrency_debug_internal_layout_version 1 (checked on Swift 6.3.1); the Swift side refuses
+// other versions before calling pp_tasks_set_task_metadata or pp_task_read.
+enum {
+    TASK_METADATA = 0,
+    TASK_REFCOUNT = 8,
+    TASK_FLAGS_AND_ID = 32,  // JobFlags (32 bits), then Job::Id (low 32 bits of the task id)
+    TASK_RESUME_TASK = 56,
+    TASK_RESUME_CONTEXT = 64,
+    TASK_PRIVATE = 80,
+    PRIVATE_STATUS_FLAGS = 16,  // after ExclusivityAccessSet[2]: ActiveTaskStatus {flags, lock, record}
+    PRIVATE_STATUS_RECORD = 24,
+    PRIVATE_ID_HIGH = 64,
+    CONTEXT_PARENT = 0,
+    CONTEXT_RESUME_PARENT = 8,
+};
+
+#define SLOTS (1u << 17)
+#define PROBES 64
+
+typedef struct slot {
+    _Atomic uintptr_t task;
+    _Atomic uint32_t id;
+} slot;
+
+static slot table[SLOTS];
+static _Atomic uintptr_t task_metadata;
+static _Atomic uint64_t dropped;
+static _Atomic int hooked;
+
+int pp_tasks_enabled_flag = 1;
+void pp_tasks_set_enabled(int enabled) { __atomic_store_n(&pp_tasks_enabled_flag, enabled != 0, __ATOMIC_RELAXED); }
+
+void pp_tasks_set_task_metadata(uintptr_t metadata) { atomic_store(&task_metadata, metadata); }
+int pp_tasks_hooked(void) { return atomic_load_explicit(&hooked, memory_order_relaxed); }
+uint64_t pp_tasks_dropped(void) { return atomic_load_explicit(&dropped, memory_order_relaxed); }
+
+static inline uint32_t slot_of(uintptr_t task) {
+    uint64_t h = (uint64_t)(task >> 4) * 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(h >> 40) & (SLOTS - 1);
+}
+
+static uint32_t read_id(pp_safe_reader *reader, uintptr_t task) {
+    uintptr_t word;
+    if (!pp_safe_read(reader, task + TASK_FLAGS_AND_ID, &word)) return 0;
+    return (uint32_t)(word >> 32);
+}
+
+// Live as far as memory shows: metadata, id and a refcount that is not deiniting.
+static int task_is_live(pp_safe_reader *reader, uintptr_t task, uint32_t id) {
+    uintptr_t metadata = atomic_load_explicit(&task_metadata, memory_order_relaxed);
+    uintptr_t word, refcount;
+    if (!metadata || !pp_safe_read(reader, task + TASK_METADATA, &word) || word != metadata) return 0;
+    if (!pp_safe_read(reader, task + TASK_REFCOUNT, &refcount)) return 0;
+    // 64-bit inline refcount: bit 63 UseSlowRC (side table or immortal), bit 32 IsDeiniting.
+    if (!(refcount >> 63) && ((refcount >> 32) & 1)) return 0;
+    if (read_id(reader, task) != id) return 0;
+    // Freed memory can keep the first words intact (glibc consolidates a freed chunk into its free
+    // neighbour without writing into it); the status word then often holds another object's data.
+    // Its defined bits are the priority (0-7) and state flags up to 0x4000.
+    uintptr_t status, resume_task;
+    if (!pp_safe_read(reader, task + TASK_PRIVATE + PRIVATE_STATUS_FLAGS, &status)) return 0;
+    if ((uint32_t)status >> 15) return 0;
+    if (!pp_safe_read(reader, task + TASK_RESUME_TASK, &resume_task) || resume_task < 4096) return 0;
+    return 1;
+}
+
+void pp_tasks_record(uintptr_t task) {
+    atomic_store_explicit(&hooked, 1, memory_order_relaxed);
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    // The new task is fully initialised by the real swift_task_create: its id can be read directly.
+    // A plain load: probing the page would cost a system call per task.
+    uint32_t id = *(volatile const uint32_t *)(task + TASK_FLAGS_AND_ID + 4);
+    uint32_t index = slot_of(task);
+    int judge = atomic_load_explicit(&task_metadata, memory_order_relaxed) != 0;
+    for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {
+        slot *s = &table[index];
+        uintptr_t old = atomic_load_explicit(&s->task, memory_order_acquire);
+        // An entry at the same address is a dead task whose memory the new one reuses.
+        if (old == 0 || old == task ||
+            (judge && !task_is_live(&reader, old, atomic_load_explicit(&s->id, memory_order_relaxed)))) {
+            if (!atomic_compare_exchange_strong(&s->task, &old, 0)) continue;
+            atomic_store_explicit(&s->id, id, memory_order_relaxed);
+            atomic_store_explicit(&s->task, task, memory_order_release);
+            return;
+        }
+    }
+    atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+}
+
+size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity) {
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    size_t count = 0;
+    for (uint32_t index = 0; index < SLOTS && count < capacity; index++) {
+        slot *s = &table[index];
+        uintptr_t task = atomic_load_explicit(&s->task, memory_order_acquire);
+        if (!task) continue;
+        uint32_t id = atomic_load_explicit(&s->id, memory_order_relaxed);
+        if (!task_is_live(&reader, task, id)) {
+            atomic_compare_exchange_strong(&s->task, &task, 0);
+            continue;
+        }
+        tasks[count] = task;
+        ids[count] = id;
+        count++;
+    }
+    return count;
+}
+
+int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintptr_t *frames,
+                 uint32_t capacity) {
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    memset(snapshot, 0, sizeof *snapshot);
+    if (!task_is_live(&reader, task, id)) return 0;
+    uintptr_t flags_and_id, resume_task, resume_context, record, status, high;
+    if (!pp_safe_read(&reader, task + TASK_FLAGS_AND_ID, &flags_and_id) ||
+        !pp_safe_read(&reader, task + TASK_RESUME_TASK, &resume_task) ||
+        !pp_safe_read(&reader, task + TASK_RESUME_CONTEXT, &resume_context) ||
+        !pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_STATUS_RECORD, &record) ||
+        !pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_STATUS_FLAGS, &status) ||
+        !pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_ID_HIGH, &high))
+        return 0;
+    snapshot->job_flags = (uint32_t)flags_and_id;
+    snapshot->id_low = (uint32_t)(flags_and_id >> 32);
+    snapshot->id_high = (uint32_t)high;
+    snapshot->status_flags = (uint32_t)status;
+    snapshot->resume_task = resume_task;
+    snapshot->resume_context = resume_context;
+    snapshot->status_record = record;
+    uint32_t count = 0;
+    if (capacity > 0 && resume_task) frames[count++] = resume_task;
+    uintptr_t context = resume_context;
+    while (context && count < capacity) {
+        uintptr_t parent, resume_parent;
+        if (!pp_safe_read(&reader, context + CONTEXT_RESUME_PARENT, &resume_parent) ||
+            !pp_safe_read(&reader, context + CONTEXT_PARENT, &parent))
+            break;
+        // A continuation context's ResumeParent is the task's ResumeTask: do not show it twice.
+        if (!(count == 1 && resume_parent == resume_task) && resume_parent) frames[count++] = resume_parent;
+        if (parent == context) break;
+        context = parent;
+    }
+    snapshot->frame_count = count;
+    // The same header after the walk: the task did not resume (or finish) while we read it.
+    uintptr_t again_task, again_context;
+    if (!task_is_live(&reader, task, id) ||
+        !pp_safe_read(&reader, task + TASK_RESUME_TASK, &again_task) ||
+        !pp_safe_read(&reader, task + TASK_RESUME_CONTEXT, &again_context))
+        return 0;
+    return (again_task == resume_task && again_context == resume_context) ? 1 : 2;
+}
+
+// Status records: {size_t flags (kind in bits 0-7), parent}; the SE-0469 name record (kind 6 on
+// this layout) adds the name's C string. The name is an initial record, so it is the outermost.
+size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity) {
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    if (capacity == 0 || !task_is_live(&reader, task, id)) return 0;
+    uintptr_t record;
+    if (!pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_STATUS_RECORD, &record)) return 0;
+    for (int depth = 0; record && depth < 32; depth++) {
+        uintptr_t flags, parent, string;
+        if (!pp_safe_read(&reader, record, &flags) || !pp_safe_read(&reader, record + 8, &parent)) return 0;
+        if ((flags & 0xFF) == 6) {
+            if (!pp_safe_read(&reader, record + 16, &string) || (string & 7) != 0) return 0;
+            size_t length = 0;
+            for (uintptr_t word_address = string; length + 1 < capacity; word_address += 8) {
+                uintptr_t word;
+                if (!pp_safe_read(&reader, word_address, &word)) return 0;
+                for (int byte = 0; byte < 8 && length + 1 < capacity; byte++) {
+                    char c = (char)(word >> (8 * byte));
+                    if (c == 0) {
+                        name[length] = 0;
+                        return length;
+                    }
+                    name[length++] = c;
+                }
+            }
+            name[length] = 0;
+            return length;
+        }
+        record = parent;
+    }
+    return 0;
+}

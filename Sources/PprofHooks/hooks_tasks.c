@@ -1,0 +1,41 @@
+// swift_task_create interposition (tasks in the goroutine profile, issue 14). swift_task_create runs
+// inside the hook: it calls the runtime's function and records the new task in CPprof's lock-free
+// registry; no locks of its own (only the first call's dlsym, which takes the loader's lock).
+//
+// Compiler-emitted task creation (Task {}, Task.detached, task-group addTask) calls the exported
+// swift_task_create through the PLT, so this definition in the executable wins. async let goes
+// through swift_asyncLet_begin inside the runtime and is not seen here.
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <CPprof.h>
+
+typedef struct task_and_context {
+    void *task;
+    void *context;
+} task_and_context;
+
+typedef __attribute__((swiftcall)) task_and_context (*swift_task_create_function)(
+    size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context);
+
+static swift_task_create_function real_swift_task_create;
+
+static swift_task_create_function resolve_real_swift_task_create(void) {
+    swift_task_create_function function = __atomic_load_n(&real_swift_task_create, __ATOMIC_ACQUIRE);
+    if (!function) {
+        function = (swift_task_create_function)dlsym(RTLD_NEXT, "swift_task_create");
+        if (function) __atomic_store_n(&real_swift_task_create, function, __ATOMIC_RELEASE);
+    }
+    return function;
+}
+
+__attribute__((constructor)) static void install_task_hook(void) { resolve_real_swift_task_create(); }
+
+__attribute__((visibility("default"), swiftcall)) task_and_context swift_task_create(
+    size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context) {
+    task_and_context created =
+        resolve_real_swift_task_create()(flags, options, result_type, closure_entry, closure_context);
+    if (created.task && pp_tasks_enabled()) pp_tasks_record((uintptr_t)created.task);
+    return created;
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Pprof
+import Synchronization
+
+/// Processes for the task tests (issue 14).
+enum TaskScenarios {
+    /// Continuations kept forever: the tasks stay suspended and nothing reports a leak.
+    static let parked = Mutex<[CheckedContinuation<Int, Never>]>([])
+
+    static let finished = Atomic<Int>(0)
+    static let spinning = Atomic<Bool>(false)
+
+    @inline(never) static func taskSpin() async -> Int {
+        spinning.store(true, ordering: .relaxed)
+        var turns = 0
+        while spinning.load(ordering: .relaxed) { turns &+= 1 }
+        return turns
+    }
+
+    @inline(never) static func taskLevelThree(_ value: Int) async -> Int {
+        let resumed = await withCheckedContinuation { continuation in
+            parked.withLock { $0.append(continuation) }
+        }
+        return resumed &+ value &* 3
+    }
+
+    @inline(never) static func taskLevelTwo(_ value: Int) async -> Int {
+        let three = await taskLevelThree(value &+ 1)
+        return three &* 7 &+ 2
+    }
+
+    @inline(never) static func taskLevelOne(_ value: Int) async -> Int {
+        let two = await taskLevelTwo(value &* 2)
+        return two &- 5
+    }
+
+    /// `tasks-suspended <count> [<debug0 path> <debug2 path>]`: `count` tasks suspended three async functions deep on a
+    /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> <name or -> f1|f2|…`.
+    static func suspended(_ arguments: [String]) throws {
+        let count = Int(arguments[0])!
+        TaskRegistry.prepare()
+        // Tasks that finished before the dump must not be listed (their entries are stale).
+        for _ in 0..<5000 { Task.detached { _ = finished.add(1, ordering: .relaxed) } }
+        while finished.load(ordering: .relaxed) < 5000 { usleep(1000) }
+        // The counter is bumped before a task finishes: let the last ones complete and be freed.
+        usleep(50_000)
+        var suspended: [Task<Void, Never>] = []
+        for index in 0..<count {
+            suspended.append(Task.detached(name: "worker-\(index)") { print("never \(await taskLevelOne(index))") })
+        }
+        while parked.withLock({ $0.count }) < count { usleep(1000) }
+        // The last continuation is stored just before its task finishes suspending.
+        usleep(100_000)
+        // One task running on a thread throughout the dump.
+        let spinner = Task.detached { print("spun \(await taskSpin())") }
+        while !spinning.load(ordering: .relaxed) { usleep(1000) }
+        // Every other task cancelled: cancellation does not resume a checked continuation.
+        for (index, task) in suspended.enumerated() where index % 2 == 0 { task.cancel() }
+        print("layout \(TaskRegistry.layoutVersion.map(String.init) ?? "none")")
+        guard let tasks = TaskRegistry.liveTasks() else {
+            print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
+            return
+        }
+        print("live \(tasks.count) dropped \(TaskRegistry.dropped)")
+        for task in tasks {
+            let names = TaskRegistry.functionNames(of: task)
+            let flags = "\(String(task.jobFlags, radix: 16)) \(String(task.statusFlags, radix: 16))"
+            let name = task.name ?? "-"
+            print("task \(task.id) \(flags) \(name) \(names.joined(separator: "|"))")
+        }
+        // The goroutine profile with the tasks: debug=0 and debug=2 to the paths given.
+        let profile = Profile.lookup("goroutine")!
+        for (debug, path) in zip([0, 2], arguments.dropFirst()) {
+            try writeProfile(profile, debug: debug, to: path)
+        }
+        spinning.store(false, ordering: .relaxed)
+        _ = spinner
+        print("done")
+    }
+
+    static let churning = Atomic<Bool>(true)
+    static let churned = Atomic<Int>(0)
+    static let created = Atomic<Int>(0)
+
+    @inline(never) static func churnLeaf(_ value: Int) async -> Int {
+        await Task.yield()
+        return value &* 5
+    }
+
+    /// `tasks-churn <dumps>`: tasks created and finishing all the time (four creator threads)
+    /// while the registry is read `dumps` times back to back; prints `dumps <n> churned <tasks>`.
+    static func churn(_ arguments: [String]) throws {
+        let dumps = Int(arguments[0])!
+        TaskRegistry.prepare()
+        var creators: [Thread] = []
+        for _ in 0..<4 {
+            let creator = Thread {
+                while churning.load(ordering: .relaxed) {
+                    // At most about 4,000 tasks in flight: creation is paced by completion.
+                    guard created.load(ordering: .relaxed) - churned.load(ordering: .relaxed) < 4000 else {
+                        usleep(100)
+                        continue
+                    }
+                    _ = created.add(64, ordering: .relaxed)
+                    for index in 0..<64 {
+                        Task.detached { _ = churned.add(await churnLeaf(index) > -1 ? 1 : 0, ordering: .relaxed) }
+                    }
+                }
+            }
+            creator.start()
+            creators.append(creator)
+        }
+        while churned.load(ordering: .relaxed) == 0 { usleep(1000) }
+        var seen = 0
+        let start = ContinuousClock.now
+        for _ in 0..<dumps {
+            guard let tasks = TaskRegistry.liveTasks() else {
+                print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
+                return
+            }
+            seen = max(seen, tasks.count)
+            for task in tasks.prefix(16) { _ = TaskRegistry.functionNames(of: task) }
+        }
+        let elapsed = ContinuousClock.now - start
+        let during = churned.load(ordering: .relaxed)
+        churning.store(false, ordering: .relaxed)
+        usleep(200_000)
+        print("dumps \(dumps) churned \(during) most \(seen) elapsed \(elapsed)")
+        print("done")
+    }
+
+    @inline(never) static func costLeaf(_ value: Int) async -> Int { value &+ 1 }
+
+    /// ns per task created and awaited, `tasks` tasks in batches of 64.
+    static func createAndFinish(_ tasks: Int) async -> Double {
+        let start = ContinuousClock.now
+        var total = 0
+        for batch in stride(from: 0, to: tasks, by: 64) {
+            var handles: [Task<Int, Never>] = []
+            handles.reserveCapacity(64)
+            for index in batch..<(batch + 64) { handles.append(Task.detached { await costLeaf(index) }) }
+            for handle in handles { total &+= await handle.value }
+        }
+        precondition(total > 0)
+        let elapsed = ContinuousClock.now - start
+        let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+        return nanoseconds / Double(tasks)
+    }
+
+    /// `tasks-cost <tasks> <rounds>`: creating and finishing a task with recording on and off,
+    /// alternating rounds in one run; prints the medians and their ratio.
+    static func cost(_ arguments: [String]) throws {
+        let tasks = Int(arguments[0])!
+        let rounds = Int(arguments[1])!
+        TaskRegistry.prepare()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            var on: [Double] = []
+            var off: [Double] = []
+            for _ in 0..<rounds {
+                TaskRegistry.setRecording(false)
+                off.append(await createAndFinish(tasks))
+                TaskRegistry.setRecording(true)
+                on.append(await createAndFinish(tasks))
+            }
+            let median = { (values: [Double]) in values.sorted()[values.count / 2] }
+            let (withTracking, without) = (median(on), median(off))
+            print(
+                "ns per task: tracking \(Int(withTracking)) without \(Int(without)) ratio "
+                    + "\(Double(Int(withTracking / without * 1000)) / 1000)"
+            )
+            done.signal()
+        }
+        done.wait()
+        print("done")
+    }
+}

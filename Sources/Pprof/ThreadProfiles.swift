@@ -422,7 +422,8 @@ enum BlockingSystemCall: CaseIterable {
         private static let numbers: [BlockingSystemCall: Set<Int>] = [
             .futex: [202],
             .sleep: [35, 230, 34],  // nanosleep, clock_nanosleep, pause
-            .poll: [7, 23, 232, 270, 271, 281, 441, 426, 208],  // poll, select, epoll_*, pselect6, ppoll, io_uring_enter, io_getevents
+            // poll, select, epoll_*, pselect6, ppoll, io_uring_enter, io_getevents
+            .poll: [7, 23, 232, 270, 271, 281, 441, 426, 208],
             .read: [0, 17, 19, 45, 47, 299],  // read, pread64, readv, recvfrom, recvmsg, recvmmsg
             .accept: [43, 288],
             .wait: [61, 247],  // wait4, waitid

@@ -80,7 +80,8 @@ static int task_is_live(pp_safe_reader *reader, uintptr_t task, uint32_t id) {
 }
 
 void pp_tasks_record(uintptr_t task) {
-    atomic_store_explicit(&hooked, 1, memory_order_relaxed);
+    // Written once: a store per task would bounce this line between the creating cores.
+    if (!atomic_load_explicit(&hooked, memory_order_relaxed)) atomic_store_explicit(&hooked, 1, memory_order_relaxed);
     pp_safe_reader reader;
     pp_safe_reader_init(&reader, 0);
     // The new task is fully initialised by the real swift_task_create: its id can be read directly.

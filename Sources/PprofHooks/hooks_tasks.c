@@ -5,11 +5,12 @@
 // Compiler-emitted task creation (Task {}, Task.detached, task-group addTask) calls the exported
 // swift_task_create through the PLT, so this definition in the executable wins. async let goes
 // through swift_asyncLet_begin inside the runtime and is not seen here.
-#include <dlfcn.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <CPprof.h>
+
+#include "next_definition.h"
 
 typedef struct task_and_context {
     void *task;
@@ -19,15 +20,10 @@ typedef struct task_and_context {
 typedef __attribute__((swiftcall)) task_and_context (*swift_task_create_function)(
     size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context);
 
-static swift_task_create_function real_swift_task_create;
+static void *real_swift_task_create;
 
 static swift_task_create_function resolve_real_swift_task_create(void) {
-    swift_task_create_function function = __atomic_load_n(&real_swift_task_create, __ATOMIC_ACQUIRE);
-    if (!function) {
-        function = (swift_task_create_function)dlsym(RTLD_NEXT, "swift_task_create");
-        if (function) __atomic_store_n(&real_swift_task_create, function, __ATOMIC_RELEASE);
-    }
-    return function;
+    return (swift_task_create_function)pp_next_definition(&real_swift_task_create, "swift_task_create");
 }
 
 __attribute__((constructor)) static void install_task_hook(void) { resolve_real_swift_task_create(); }

@@ -3,7 +3,6 @@
 // walker, record it in lock-free tables and call the real function; no locks of their own (only a
 // pthread_create before this image's constructor resolves the real function with dlsym, which takes
 // the loader's lock). They allocate the start arguments through the malloc hooks.
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,19 +10,14 @@
 #include <CPprof.h>
 
 #include "PprofHooks.h"
+#include "next_definition.h"
 
 typedef int (*pthread_create_function)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
-static pthread_create_function real_pthread_create;
+static void *real_pthread_create;
 
-// The next definition after ours (libc's). Racing first calls resolve the same pointer.
 static pthread_create_function resolve_real_pthread_create(void) {
-    pthread_create_function function = __atomic_load_n(&real_pthread_create, __ATOMIC_ACQUIRE);
-    if (!function) {
-        function = (pthread_create_function)dlsym(RTLD_NEXT, "pthread_create");
-        if (function) __atomic_store_n(&real_pthread_create, function, __ATOMIC_RELEASE);
-    }
-    return function;
+    return (pthread_create_function)pp_next_definition(&real_pthread_create, "pthread_create");
 }
 
 __attribute__((constructor)) static void install_thread_hook(void) {

@@ -11,7 +11,7 @@ let package = Package(
         .library(name: "PprofHooks", targets: ["PprofHooks"]),
         // The same hooks plus the library, as a shared object for LD_PRELOAD into unmodified binaries.
         .library(name: "PprofPreload", type: .dynamic, targets: ["PprofPreload"]),
-        // The /debug/pprof handler, framework-agnostic (request in, response out); depends only on Pprof.
+        // The /debug/pprof handler, framework-agnostic (request in, response out); depends only on Pprof (and PprofReport for the UI).
         .library(name: "PprofHTTP", targets: ["PprofHTTP"]),
         // A standalone debug server on SwiftNIO (own threads, loopback by default) and a ServiceLifecycle service.
         .library(name: "PprofServer", targets: ["PprofServer"]),
@@ -19,6 +19,10 @@ let package = Package(
         .library(name: "PprofHummingbird", targets: ["PprofHummingbird"]),
         // Continuous profiling: pushes CPU windows and delta profiles to Grafana Pyroscope (or Alloy).
         .library(name: "PprofPyroscope", targets: ["PprofPyroscope"]),
+        // Reports without Go: top, traces, tags, diff, the flame graph page's data (core only).
+        .library(name: "PprofReport", targets: ["PprofReport"]),
+        // `swift run pprof top|traces|tags|diff|flame|merge` on files or URLs.
+        .executable(name: "pprof", targets: ["pprof-cli"]),
         .executable(name: "pprof-demo", targets: ["pprof-demo"]),
     ],
     dependencies: [
@@ -41,7 +45,16 @@ let package = Package(
         .target(name: "Pprof", dependencies: ["CPprof"]),
         .target(name: "PprofHooks", dependencies: ["CPprof"], cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "PprofPreload", dependencies: ["Pprof", "PprofHooks"]),
-        .target(name: "PprofHTTP", dependencies: ["Pprof"]),
+        .target(name: "PprofReport", dependencies: ["Pprof"]),
+        .target(name: "PprofHTTP", dependencies: ["Pprof", "PprofReport"]),
+        .executableTarget(
+            name: "pprof-cli",
+            dependencies: [
+                "Pprof", "PprofReport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "PprofServer",
             dependencies: [
@@ -111,6 +124,7 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .testTarget(name: "PprofTests", dependencies: ["Pprof", "CPprofTestSupport"]),
+        .testTarget(name: "PprofReportTests", dependencies: ["Pprof", "PprofReport", "PprofHTTP", "PprofServer"]),
         .testTarget(
             name: "PprofHTTPTests",
             dependencies: [

@@ -1,0 +1,131 @@
+import Pprof
+
+/// Every sample's stack as function-name indices (leaf first, inlined frames expanded), the
+/// `functions` granularity of `go tool pprof`: frames of the same function name are one node.
+struct FunctionStacks {
+    /// Node names; a location without symbols is named by its mapping's file (`[libc.so.6]`), as
+    /// google/pprof names a node that has only an object file.
+    private(set) var names: [String] = []
+    /// Per sample: its frames' name indices, leaf first.
+    private(set) var stacks: [[Int32]] = []
+    /// Per frame of `stacks`: whether the frame is inlined into its caller.
+    private(set) var inlined: [[Bool]] = []
+
+    init(_ profile: ProfileData) {
+        var nameIndex: [String: Int32] = [:]
+        func index(of name: String) -> Int32 {
+            if let known = nameIndex[name] { return known }
+            let new = Int32(names.count)
+            names.append(name)
+            nameIndex[name] = new
+            return new
+        }
+        let functionNames = Dictionary(
+            profile.functions.map { ($0.id, $0.name) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        let mappingFiles = Dictionary(
+            profile.mappings.map { ($0.id, $0.filename) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        var locationFrames: [UInt64: (names: [Int32], inlined: [Bool])] = [:]
+        locationFrames.reserveCapacity(profile.locations.count)
+        for location in profile.locations {
+            var frames: [Int32] = []
+            var inlined: [Bool] = []
+            for (position, line) in location.lines.enumerated() {
+                let name = functionNames[line.functionID] ?? ""
+                frames.append(index(of: name.isEmpty ? Self.objectName(location, mappingFiles) : name))
+                inlined.append(position < location.lines.count - 1)
+            }
+            if frames.isEmpty {
+                frames.append(index(of: Self.objectName(location, mappingFiles)))
+                inlined.append(false)
+            }
+            locationFrames[location.id] = (frames, inlined)
+        }
+        stacks.reserveCapacity(profile.samples.count)
+        inlined.reserveCapacity(profile.samples.count)
+        for sample in profile.samples {
+            var stack: [Int32] = []
+            var flags: [Bool] = []
+            stack.reserveCapacity(sample.locationIDs.count)
+            for id in sample.locationIDs {
+                if let frames = locationFrames[id] {
+                    stack.append(contentsOf: frames.names)
+                    flags.append(contentsOf: frames.inlined)
+                } else {
+                    stack.append(index(of: "<unknown>"))
+                    flags.append(false)
+                }
+            }
+            stacks.append(stack)
+            inlined.append(flags)
+        }
+    }
+
+    private static func objectName(_ location: ProfileData.Location, _ mappingFiles: [UInt64: String]) -> String {
+        guard let file = mappingFiles[location.mappingID], !file.isEmpty else { return "<unknown>" }
+        let base = file.split(separator: "/").last.map(String.init) ?? file
+        return "[\(base)]"
+    }
+}
+
+/// Flat and cumulative values per function, as `go tool pprof -top` computes them: flat is the
+/// value of samples whose leaf frame is the function, cum the value of samples with the function
+/// anywhere in the stack (once per sample, however often it recurses).
+public struct FunctionTotals: Sendable {
+    public struct Row: Sendable, Hashable {
+        public var name: String
+        public var flat: Int64
+        public var cum: Int64
+    }
+
+    /// Every function with a nonzero flat or cum value (or both, in a diff).
+    public private(set) var rows: [Row]
+    /// The total the percentages are relative to: the sum of absolute sample values, or in a
+    /// diff the sum of the base's (Go's `computeTotal`).
+    public private(set) var total: Int64
+
+    /// The totals of column `valueIndex` of `profile`, minus those of `base` when given.
+    public init(_ profile: ProfileData, valueIndex: Int, base: ProfileData? = nil) {
+        var byName: [String: (flat: Int64, cum: Int64)] = [:]
+        var total: Int64 = 0
+        func add(_ profile: ProfileData, sign: Int64) -> Int64 {
+            let stacks = FunctionStacks(profile)
+            var sum: Int64 = 0
+            var seen = Set<Int32>()
+            var flat = [Int64](repeating: 0, count: stacks.names.count)
+            var cum = [Int64](repeating: 0, count: stacks.names.count)
+            for (sample, stack) in zip(profile.samples, stacks.stacks) {
+                guard valueIndex < sample.values.count else { continue }
+                let value = sample.values[valueIndex]
+                if value == 0 { continue }
+                sum &+= value < 0 ? 0 &- value : value
+                if let leaf = stack.first { flat[Int(leaf)] &+= value }
+                seen.removeAll(keepingCapacity: true)
+                for name in stack where seen.insert(name).inserted { cum[Int(name)] &+= value }
+            }
+            for (index, name) in stacks.names.enumerated() where flat[index] != 0 || cum[index] != 0 {
+                byName[name, default: (0, 0)].flat &+= sign &* flat[index]
+                byName[name, default: (0, 0)].cum &+= sign &* cum[index]
+            }
+            return sum
+        }
+        total = add(profile, sign: 1)
+        if let base {
+            let baseTotal = add(base, sign: -1)
+            if baseTotal > 0 { total = baseTotal }
+        }
+        self.total = total
+        rows = byName.compactMap { name, values in
+            values.flat == 0 && values.cum == 0 ? nil : Row(name: name, flat: values.flat, cum: values.cum)
+        }
+        // go tool pprof's FlatNameOrder: |flat| descending, then name, then |cum| descending.
+        rows.sort { left, right in
+            if left.flat.magnitude != right.flat.magnitude { return left.flat.magnitude > right.flat.magnitude }
+            if left.name != right.name { return left.name < right.name }
+            return left.cum.magnitude > right.cum.magnitude
+        }
+    }
+}

@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "PprofHTTPTests",
             dependencies: [
-                "Pprof", "PprofHTTP", "PprofServer", "PprofHummingbird",
+                "Pprof", "PprofHTTP", "PprofReport", "PprofServer", "PprofHummingbird",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -57,8 +57,8 @@ public enum FlameGraphData {
             for label in sample.labels {
                 guard let value = label.string else { continue }
                 if labelValues[label.key, default: []].count < maximumLabelValues {
-                    labelValues[label.key]!.insert(value)
-                } else if !labelValues[label.key]!.contains(value) {
+                    labelValues[label.key, default: []].insert(value)
+                } else if !labelValues[label.key, default: []].contains(value) {
                     labelsTruncated = true
                 }
             }

@@ -28,21 +28,30 @@ struct FunctionStacks {
             profile.mappings.map { ($0.id, $0.filename) },
             uniquingKeysWith: { first, _ in first }
         )
+        // Names are interned only for locations some sample uses, so a filtered profile's
+        // leftover tables name nothing.
+        let locations = Dictionary(profile.locations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         var locationFrames: [UInt64: (names: [Int32], inlined: [Bool])] = [:]
-        locationFrames.reserveCapacity(profile.locations.count)
-        for location in profile.locations {
+        func frames(of id: UInt64) -> (names: [Int32], inlined: [Bool]) {
+            if let known = locationFrames[id] { return known }
             var frames: [Int32] = []
             var inlined: [Bool] = []
-            for (position, line) in location.lines.enumerated() {
-                let name = functionNames[line.functionID] ?? ""
-                frames.append(index(of: name.isEmpty ? Self.objectName(location, mappingFiles) : name))
-                inlined.append(position < location.lines.count - 1)
-            }
-            if frames.isEmpty {
-                frames.append(index(of: Self.objectName(location, mappingFiles)))
+            if let location = locations[id] {
+                for (position, line) in location.lines.enumerated() {
+                    let name = functionNames[line.functionID] ?? ""
+                    frames.append(index(of: name.isEmpty ? Self.objectName(location, mappingFiles) : name))
+                    inlined.append(position < location.lines.count - 1)
+                }
+                if frames.isEmpty {
+                    frames.append(index(of: Self.objectName(location, mappingFiles)))
+                    inlined.append(false)
+                }
+            } else {
+                frames.append(index(of: "<unknown>"))
                 inlined.append(false)
             }
-            locationFrames[location.id] = (frames, inlined)
+            locationFrames[id] = (frames, inlined)
+            return (frames, inlined)
         }
         stacks.reserveCapacity(profile.samples.count)
         inlined.reserveCapacity(profile.samples.count)
@@ -51,13 +60,9 @@ struct FunctionStacks {
             var flags: [Bool] = []
             stack.reserveCapacity(sample.locationIDs.count)
             for id in sample.locationIDs {
-                if let frames = locationFrames[id] {
-                    stack.append(contentsOf: frames.names)
-                    flags.append(contentsOf: frames.inlined)
-                } else {
-                    stack.append(index(of: "<unknown>"))
-                    flags.append(false)
-                }
+                let location = frames(of: id)
+                stack.append(contentsOf: location.names)
+                flags.append(contentsOf: location.inlined)
             }
             stacks.append(stack)
             inlined.append(flags)

@@ -49,13 +49,15 @@ public struct TextReport {
         lines += profile.comments.filter { !$0.hasPrefix("#") }
         lines.append("Type: " + profile.sampleTypes[valueIndex].type)
         if profile.timeNanos != 0 { lines.append("Time: " + Self.goTime(profile.timeNanos)) }
-        if profile.durationNanos != 0 {
+        // A diff is the two profiles merged: their durations add up.
+        let duration = profile.durationNanos &+ (base?.durationNanos ?? 0)
+        if duration != 0 {
             let total = totalForPercentages
-            var line = "Duration: " + ValueFormat.label(profile.durationNanos, unit: "nanoseconds")
+            var line = "Duration: " + ValueFormat.label(duration, unit: "nanoseconds")
             line += ", Total samples = " + format(total) + " "
             let nanos = ValueFormat.converted(total, from: unit, to: 1)
             if let nanos, nanos != 0 {
-                line += "(" + ValueFormat.percentage(Int64(nanos), of: profile.durationNanos) + ")"
+                line += "(" + ValueFormat.percentage(Int64(nanos), of: duration) + ")"
             }
             lines.append(line)
         }
@@ -241,7 +243,7 @@ public struct TextReport {
     /// `go tool pprof -traces`: every sample's stack with its labels and value.
     public func traces() -> String {
         let separator = "-----------+-------------------------------------------------------"
-        var lines = headerLines + activeFilters
+        var lines = headerLines
         // A diff lists the base's samples after the profile's, negated and marked as go tool pprof
         // marks them.
         let parts: [(profile: ProfileData, isBase: Bool)] = [(profile, false)] + (base.map { [($0, true)] } ?? [])

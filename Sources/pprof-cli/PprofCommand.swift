@@ -17,6 +17,7 @@ struct PprofCommand {
             return
         }
         do {
+            _ = try SampleFilter(arguments.options)  // a bad expression fails before any download
             let loader = ProfileLoader(seconds: arguments.seconds)
             defer { loader.shutdown() }
             var profiles: [ProfileData] = []

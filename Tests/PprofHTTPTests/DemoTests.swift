@@ -132,9 +132,14 @@ import Testing
 
     /// Runs the demo to its end, on a thread of its own.
     static func runDemo(_ arguments: [String]) async throws -> Run {
+        try await runToEnd(demoURL, arguments)
+    }
+
+    /// Runs `executable` to its end, on a thread of its own, collecting its output.
+    static func runToEnd(_ executable: URL, _ arguments: [String]) async throws -> Run {
         try await ServerProcess.onOwnThread {
             let process = Process()
-            process.executableURL = demoURL
+            process.executableURL = executable
             process.arguments = arguments
             var environment = ProcessInfo.processInfo.environment
             environment["SWIFT_BACKTRACE"] = "enable=no"

@@ -111,6 +111,7 @@ let package = Package(
             name: "pprof-bench",
             dependencies: [
                 "Pprof", "PprofHooks", "PprofBenchSupport", "PprofWorkload", "PprofServer", "PprofPyroscope",
+                "PprofReport",
             ],
             path: "Benchmarks/pprof-bench"
         ),

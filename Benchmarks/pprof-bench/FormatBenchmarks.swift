@@ -12,7 +12,12 @@ enum FormatBenchmarks {
     static let stackCount = 10_000
     static let repetitions = 7
 
-    static func run() throws {
+    typealias SyntheticSample = (stack: [UInt], values: [Int64], labels: [ProfileData.Label])
+
+    /// The benchmark's samples: 100k over 10k stacks of real addresses, with route/tenant labels.
+    static func syntheticSamples() -> (
+        types: [ProfileData.ValueType], samples: [SyntheticSample], description: String
+    ) {
         // Real code addresses of this process, spread over the executable and the big libraries.
         let libraries = ["", "/libswiftCore.so", "/libFoundation.so", "/libFoundationEssentials.so", "/libc.so.6"]
         let pool = FormatBenchmarkSupport.codeAddresses(count: 15_000, imageSuffixes: libraries, seed: 1)
@@ -36,7 +41,7 @@ enum FormatBenchmarks {
         // stack's samples are 10,000 apart, as they come out of a hash table (the builder groups them).
         let routes = (0..<5).map { ProfileData.Label(key: "route", string: "/api/v1/resource\($0)") }
         let tenants = (0..<2).map { ProfileData.Label(key: "tenant", string: "tenant-\($0)") }
-        var samples: [(stack: [UInt], values: [Int64], labels: [ProfileData.Label])] = []
+        var samples: [SyntheticSample] = []
         samples.reserveCapacity(sampleCount)
         for index in 0..<sampleCount {
             let count = Int64.random(in: 1...5, using: &rng)
@@ -45,10 +50,15 @@ enum FormatBenchmarks {
         }
         let distinctAddresses = Set(stacks.joined()).count
         let types = [ProfileData.ValueType(type: "samples", unit: "count"), .init(type: "cpu", unit: "nanoseconds")]
-        print(
-            "  \(sampleCount) samples over \(stackCount) stacks (depth 20–40), \(distinctAddresses) distinct addresses"
-                + " from \(pool.count) picked in: executable, libswiftCore, Foundation, FoundationEssentials, libc"
-        )
+        let description =
+            ("  \(sampleCount) samples over \(stackCount) stacks (depth 20–40), \(distinctAddresses) distinct addresses"
+                + " from \(pool.count) picked in: executable, libswiftCore, Foundation, FoundationEssentials, libc")
+        return (types, samples, description)
+    }
+
+    static func run() throws {
+        let (types, samples, description) = syntheticSamples()
+        print(description)
 
         // `PPROF_BENCH_FORMAT_PHASE=build|encode|protobuf|decode` repeats one phase (for perf).
         if let phase = ProcessInfo.processInfo.environment["PPROF_BENCH_FORMAT_PHASE"] {

@@ -16,6 +16,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("http", HTTPBenchmarks.run),
     ("wall", WallBenchmarks.run),
     ("push", PushBenchmarks.run),
+    ("ui", UIBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

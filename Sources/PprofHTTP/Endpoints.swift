@@ -121,35 +121,46 @@ extension PprofHandler {
             return Self.error(400, "seconds and debug params are incompatible")
         }
 
+        switch await snapshots(of: profile, seconds: seconds) {
+        case .failure(let error):
+            return error.response
+        case .success(let pair):
+            do {
+                // Sets time_nanos to the second snapshot's and duration_nanos to the time between.
+                let delta = try pair.after.delta(since: pair.before)
+                return Self.profileDownload(try delta.encoded(), filename: profile.name + "-delta")
+            } catch {
+                return Self.error(500, "failed to compute delta: \(error)")
+            }
+        }
+    }
+
+    /// The profile now and `seconds` later (a delta's or a diff's two ends), at most
+    /// `maximumConcurrentDeltaRequests` waiting at once.
+    func snapshots(
+        of profile: Profile,
+        seconds: Int64
+    ) async -> Result<(before: ProfileData, after: ProfileData), ErrorResponse> {
         let waiting = deltaRequestsInFlight.wrappingAdd(1, ordering: .relaxed).newValue
         defer { deltaRequestsInFlight.wrappingSubtract(1, ordering: .relaxed) }
         if waiting > configuration.maximumConcurrentDeltaRequests {
-            return Self.error(503, "too many concurrent delta profile requests")
+            return .failure(ErrorResponse(response: Self.error(503, "too many concurrent delta profile requests")))
         }
-
         let before: ProfileData
         do {
             before = try Self.collect(profile)
         } catch {
-            return Self.error(500, "failed to collect profile: \(error)")
+            return .failure(ErrorResponse(response: Self.error(500, "failed to collect profile: \(error)")))
         }
         do {
             try await clock.sleep(for: .seconds(seconds))
         } catch {
-            return Self.error(500, "request canceled")
-        }
-        let after: ProfileData
-        do {
-            after = try Self.collect(profile)
-        } catch {
-            return Self.error(500, "failed to collect profile: \(error)")
+            return .failure(ErrorResponse(response: Self.error(500, "request canceled")))
         }
         do {
-            // Sets time_nanos to the second snapshot's and duration_nanos to the time between.
-            let delta = try after.delta(since: before)
-            return Self.profileDownload(try delta.encoded(), filename: profile.name + "-delta")
+            return .success((before, try Self.collect(profile)))
         } catch {
-            return Self.error(500, "failed to compute delta: \(error)")
+            return .failure(ErrorResponse(response: Self.error(500, "failed to collect profile: \(error)")))
         }
     }
 

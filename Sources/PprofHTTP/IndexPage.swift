@@ -63,6 +63,8 @@ extension PprofHandler {
             </table>
             <a href="goroutine?debug=2">full goroutine stack dump</a>
             <br>
+            <a href="ui">profile viewer: flame graph, top, diff</a>
+            <br>
             <p>
             Profile Descriptions:
             <ul>

@@ -17,6 +17,7 @@ import Synchronization
 /// | `/debug/pprof/delta_heap`, `delta_block`, `delta_mutex` | godeltaprof: what changed since the previous call |
 /// | `/debug/pprof/symbol` | function names of addresses (GET query or POST body, `0x…+0x…`) |
 /// | `/debug/pprof/cmdline` | the program's arguments, NUL-separated |
+/// | `/debug/pprof/ui` | the profile viewer: flame graph, top table, label filter, diff (`ui/data?profile=…` its JSON) |
 ///
 /// `respond(to:)` is async and cancellable: cancelling it (a client that went away) ends a running
 /// `seconds=N` wait at once and stops the CPU profile. It never throws and never traps on any
@@ -137,6 +138,8 @@ public final class PprofHandler: Sendable {
     let clock: any Clock<Duration>
     /// `seconds=N` delta requests now waiting.
     let deltaRequestsInFlight = Atomic<Int>(0)
+    /// The baselines of `delta_heap`, `delta_block` and `delta_mutex`.
+    let deltaProfilers = DeltaProfilers()
 
     /// - Parameters:
     ///   - configuration: Paths and limits.
@@ -200,6 +203,8 @@ public final class PprofHandler: Sendable {
         case "profile": return await cpuProfile(query)
         case "wall": return await wallProfile(query)
         case "symbol": return symbols(method == "POST" ? request.body : Array(request.query.utf8))
+        case "ui": return viewerPage()
+        case "ui/data": return await viewerData(query)
         default:
             if let delta = await godeltaprofProfile(named: name, query) { return delta }
             return await namedProfile(name, query)

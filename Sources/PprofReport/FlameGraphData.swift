@@ -7,66 +7,41 @@ import Pprof
 ///
 /// ```json
 /// {"version":1, "header":["Type: cpu", …], "sampleTypes":[{"type":"cpu","unit":"nanoseconds"}],
-///  "defaultIndex":0, "totals":[…], "names":["root", "main", …],
-///  "parent":[-1,0,…], "name":[0,1,…], "values":[[…per node…], …per sample type…],
-///  "labels":{"route":["/search", …]}, "labelsTruncated":false}
+///  "defaultIndex":0, "durationNanos":…, "totals":[…], "names":["root", "main", …],
+///  "parent":[-1,0,…], "name":[0,1,…], "self":[[…per node…], …per sample type…],
+///  "baseSelf":[[…]] (a diff only), "labels":{"route":["/search", …]}, "labelsTruncated":false,
+///  "filters":["tagfocus=route=/search"]}
 /// ```
 ///
-/// `values[t][n]` is node `n`'s cumulative value in sample type `t`; a node's own (self) value is
-/// that minus its children's. Node 0 is the root (all samples).
+/// `self[t][n]` is the value of the samples whose stack ends at node `n` in sample type `t`; a
+/// node's total is its self value plus its children's totals (children come after their
+/// parent). In a diff, `baseSelf` holds the base profile's values on the same tree and the
+/// reports show `self - baseSelf`, as `go tool pprof -diff_base` does. `totals[t]` is what
+/// percentages are of: go tool pprof's total, taken before filtering (the base's in a diff).
+/// Node 0 is the root.
 public enum FlameGraphData {
     /// Distinct values listed per label key, for the page's filter choices.
     public static let maximumLabelValues = 200
 
-    public static func json(_ profile: ProfileData, header: [String] = []) -> [UInt8] {
-        let stacks = FunctionStacks(profile)
-        let typeCount = profile.sampleTypes.count
-        var names = ["root"]
-        names.append(contentsOf: stacks.names)
-        var parent: [Int32] = [-1]
-        var nameOfNode: [Int32] = [0]
-        var values = [[Int64]](repeating: [0], count: typeCount)
-        var children: [UInt64: Int32] = [:]
-        children.reserveCapacity(stacks.names.count * 4)
+    /// The data of `profile` (minus `base`, when given) after `options`' filters; `options`'
+    /// sample index picks the type the page starts with.
+    public static func json(
+        _ profile: ProfileData,
+        base: ProfileData? = nil,
+        options: ReportOptions = ReportOptions()
+    ) throws -> [UInt8] {
+        let report = try TextReport(profile: profile, base: base, options: options)
+        let unfiltered = try ProfileData(merging: [profile])
+        let mergedBase = try base.map { try ProfileData(merging: [$0]) }
+        let totals = profile.sampleTypes.indices.map { TextReport.total(unfiltered, mergedBase, $0) }
 
-        for (sample, stack) in zip(profile.samples, stacks.stacks) {
-            let sampleValues = sample.values
-            guard sampleValues.count == typeCount else { continue }
-            for type in 0..<typeCount { values[type][0] &+= sampleValues[type] }
-            var node: Int32 = 0
-            for frame in stack.reversed() {
-                let name = frame + 1
-                let key = UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))
-                if let child = children[key] {
-                    node = child
-                } else {
-                    let child = Int32(parent.count)
-                    parent.append(node)
-                    nameOfNode.append(name)
-                    for type in 0..<typeCount { values[type].append(0) }
-                    children[key] = child
-                    node = child
-                }
-                for type in 0..<typeCount { values[type][Int(node)] &+= sampleValues[type] }
-            }
-        }
-
-        var labelValues: [String: Set<String>] = [:]
-        var labelsTruncated = false
-        for sample in profile.samples {
-            for label in sample.labels {
-                guard let value = label.string else { continue }
-                if labelValues[label.key, default: []].count < maximumLabelValues {
-                    labelValues[label.key, default: []].insert(value)
-                } else if !labelValues[label.key, default: []].contains(value) {
-                    labelsTruncated = true
-                }
-            }
-        }
+        var tree = CallTree(typeCount: profile.sampleTypes.count)
+        tree.add(report.profile, into: \.selfValues)
+        if let filteredBase = report.base { tree.add(filteredBase, into: \.baseSelfValues) }
 
         var out = JSONWriter()
         out.raw("{\"version\":1,\"header\":")
-        out.strings(header)
+        out.strings(report.headerLines)
         out.raw(",\"sampleTypes\":[")
         for (index, type) in profile.sampleTypes.enumerated() {
             if index > 0 { out.raw(",") }
@@ -76,36 +51,109 @@ public enum FlameGraphData {
             out.string(type.unit)
             out.raw("}")
         }
-        let defaultIndex = (try? profile.reportValueIndex(nil)) ?? 0
-        out.raw("],\"defaultIndex\":\(defaultIndex),\"durationNanos\":\(profile.durationNanos),\"totals\":[")
-        for type in 0..<typeCount {
-            if type > 0 { out.raw(",") }
-            var total: Int64 = 0
-            for sample in profile.samples where type < sample.values.count {
-                total &+= sample.values[type] < 0 ? 0 &- sample.values[type] : sample.values[type]
-            }
-            out.integer(total)
-        }
-        out.raw("],\"names\":")
-        out.strings(names)
+        let duration = profile.durationNanos &+ (base?.durationNanos ?? 0)
+        out.raw("],\"defaultIndex\":\(report.valueIndex),\"durationNanos\":\(duration),\"totals\":")
+        out.integers(totals)
+        out.raw(",\"names\":")
+        out.strings(tree.names)
         out.raw(",\"parent\":")
-        out.integers(parent)
+        out.integers(tree.parent)
         out.raw(",\"name\":")
-        out.integers(nameOfNode)
-        out.raw(",\"values\":[")
-        for type in 0..<typeCount {
-            if type > 0 { out.raw(",") }
-            out.integers(values[type])
+        out.integers(tree.nameOfNode)
+        out.raw(",\"self\":")
+        out.integerRows(tree.selfValues)
+        if base != nil {
+            out.raw(",\"baseSelf\":")
+            out.integerRows(tree.baseSelfValues)
         }
-        out.raw("],\"labels\":{")
-        for (index, key) in labelValues.keys.sorted().enumerated() {
+        out.raw(",\"labels\":{")
+        let labels = labelValues(unfiltered)
+        for (index, key) in labels.values.keys.sorted().enumerated() {
             if index > 0 { out.raw(",") }
             out.string(key)
             out.raw(":")
-            out.strings(labelValues[key]!.sorted())
+            out.strings(labels.values[key]!.sorted())
         }
-        out.raw("},\"labelsTruncated\":\(labelsTruncated)}")
+        out.raw("},\"labelsTruncated\":\(labels.truncated),\"filters\":")
+        out.strings(report.activeFilters.dropFirst().map { $0.trimmingLeadingSpaces })
+        out.raw("}")
         return out.bytes
+    }
+
+    /// Each label key's string values (at most `maximumLabelValues`), for the filter choices.
+    static func labelValues(_ profile: ProfileData) -> (values: [String: Set<String>], truncated: Bool) {
+        var values: [String: Set<String>] = [:]
+        var truncated = false
+        for sample in profile.samples {
+            for label in sample.labels {
+                guard let value = label.string else { continue }
+                if values[label.key, default: []].count < maximumLabelValues {
+                    values[label.key, default: []].insert(value)
+                } else if !values[label.key, default: []].contains(value) {
+                    truncated = true
+                }
+            }
+        }
+        return (values, truncated)
+    }
+}
+
+/// The call tree of one or two profiles (a diff's base on the same nodes): a node per distinct
+/// path of function names from the root.
+struct CallTree {
+    private(set) var names = ["root"]
+    private(set) var parent: [Int32] = [-1]
+    private(set) var nameOfNode: [Int32] = [0]
+    var selfValues: [[Int64]]
+    var baseSelfValues: [[Int64]]
+    private var nameIndex: [String: Int32] = ["root": 0]
+    private var children: [UInt64: Int32] = [:]
+
+    init(typeCount: Int) {
+        selfValues = [[Int64]](repeating: [0], count: typeCount)
+        baseSelfValues = selfValues
+    }
+
+    /// Adds every sample of `profile` at the node its stack ends in. Samples with the same
+    /// locations find their node once.
+    mutating func add(_ profile: ProfileData, into column: WritableKeyPath<CallTree, [[Int64]]>) {
+        let stacks = FunctionStacks(profile)
+        let globalName = stacks.names.map { name -> Int32 in
+            if let known = nameIndex[name] { return known }
+            let new = Int32(names.count)
+            names.append(name)
+            nameIndex[name] = new
+            return new
+        }
+        let typeCount = selfValues.count
+        var leafOfStack: [[UInt64]: Int32] = [:]
+        for (sample, stack) in zip(profile.samples, stacks.stacks) {
+            guard sample.values.count == typeCount else { continue }
+            let leaf: Int32
+            if let known = leafOfStack[sample.locationIDs] {
+                leaf = known
+            } else {
+                var node: Int32 = 0
+                for frame in stack.reversed() { node = child(of: node, named: globalName[Int(frame)]) }
+                leafOfStack[sample.locationIDs] = node
+                leaf = node
+            }
+            for type in 0..<typeCount { self[keyPath: column][type][Int(leaf)] &+= sample.values[type] }
+        }
+    }
+
+    private mutating func child(of node: Int32, named name: Int32) -> Int32 {
+        let key = UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))
+        if let known = children[key] { return known }
+        let new = Int32(parent.count)
+        parent.append(node)
+        nameOfNode.append(name)
+        for type in selfValues.indices {
+            selfValues[type].append(0)
+            baseSelfValues[type].append(0)
+        }
+        children[key] = new
+        return new
     }
 }
 
@@ -114,6 +162,9 @@ struct JSONWriter {
     private(set) var bytes: [UInt8] = []
 
     mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    /// JSON written elsewhere, appended as it is.
+    mutating func appendJSON(_ json: [UInt8]) { bytes.append(contentsOf: json) }
 
     mutating func integer<T: BinaryInteger>(_ value: T) {
         if value == 0 {
@@ -139,6 +190,15 @@ struct JSONWriter {
         for (index, value) in values.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
             integer(value)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    mutating func integerRows<T: BinaryInteger>(_ rows: [[T]]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, row) in rows.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            integers(row)
         }
         bytes.append(UInt8(ascii: "]"))
     }

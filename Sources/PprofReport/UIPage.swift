@@ -1,44 +1,32 @@
 /// The profile viewer page: HTML, CSS and JavaScript of our own, no third-party code, no request
 /// to anything but the server it came from.
 public enum UIPage {
-    /// The page the debug server serves at `ui`: it loads `ui/data?…` from the same server.
-    public static func served() -> [UInt8] {
-        Array(template.replacingOccurrences(of: "__PPROF_EMBEDDED__", with: "null").utf8)
+    /// The page the debug server serves at `ui`, offering `profiles` in its picker; it loads
+    /// `ui/data?profile=…` from the same server.
+    public static func served(profiles: [String]) -> [UInt8] {
+        var config = JSONWriter()
+        config.raw("{\"profiles\":")
+        config.strings(profiles)
+        config.raw(",\"embedded\":null}")
+        return page(config)
     }
 
-    /// One self-contained file with the profile's data (and a base to diff against) embedded, to
-    /// open offline (`pprof flame`).
-    public static func standalone(data: [UInt8], base: [UInt8]?, title: String) -> [UInt8] {
-        var embedded = "{\"title\":" + jsonString(title) + ",\"data\":" + String(decoding: data, as: UTF8.self)
-        if let base { embedded += ",\"base\":" + String(decoding: base, as: UTF8.self) }
-        embedded += "}"
-        return Array(template.replacingOccurrences(of: "__PPROF_EMBEDDED__", with: embedded).utf8)
+    /// One self-contained file with `data` (`FlameGraphData.json`, a diff's base included)
+    /// embedded, to open offline (`pprof flame`).
+    public static func standalone(data: [UInt8], title: String) -> [UInt8] {
+        var config = JSONWriter()
+        config.raw("{\"profiles\":[],\"embedded\":{\"title\":")
+        config.string(title)
+        config.raw(",\"data\":")
+        config.appendJSON(data)
+        config.raw("}}")
+        return page(config)
     }
 
-    static func jsonString(_ text: String) -> String {
-        var writer = JSONWriter()
-        writer.string(text)
-        return String(decoding: writer.bytes, as: UTF8.self)
-    }
-
-    static let template = """
-        <!doctype html><meta charset="utf-8"><title>pprof</title>
-        <script>const PPROF_EMBEDDED = __PPROF_EMBEDDED__;</script>
-        """
-}
-
-extension String {
-    /// Every occurrence of `target` replaced (Foundation-free).
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = ""
-        var rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound]
-            result += replacement
-            rest = rest[range.upperBound...]
-        }
-        result += rest
-        return result
+    private static func page(_ config: JSONWriter) -> [UInt8] {
+        let marker = Array("__PPROF_CONFIG__".utf8)
+        let page = Array(template.utf8)
+        guard let start = page.firstRange(of: marker) else { return page }
+        return Array(page[..<start.lowerBound]) + config.bytes + Array(page[start.upperBound...])
     }
 }

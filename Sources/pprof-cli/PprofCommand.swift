@@ -39,13 +39,8 @@ struct PprofCommand {
         case .tags:
             print(try TextReport(profile: profiles[0], options: arguments.options).tags(), terminator: "")
         case .flame:
-            let report = try TextReport(profile: profiles[0], options: arguments.options)
-            let baseReport = try base.map { try TextReport(profile: $0, options: arguments.options) }
-            let page = UIPage.standalone(
-                data: FlameGraphData.json(report.profile, header: report.headerLines),
-                base: baseReport.map { FlameGraphData.json($0.profile, header: $0.headerLines) },
-                title: arguments.sources[0]
-            )
+            let data = try FlameGraphData.json(profiles[0], base: base, options: arguments.options)
+            let page = UIPage.standalone(data: data, title: arguments.sources[0])
             let path = arguments.output ?? "flame.html"
             try writeFile(path, page)
             print("wrote \(path) (\(page.count / 1024) KB); open it in a browser")

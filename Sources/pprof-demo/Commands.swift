@@ -92,6 +92,7 @@ enum ServeCommand {
 
         let base = "http://\(options.host):\(server.port)/debug/pprof"
         say("pprof-demo: serving \(base)/ (the simulated service runs until Ctrl-C)")
+        say("  open \(base)/ui in a browser: flame graph, top table, label filter and diff, no Go needed")
         say("  go tool pprof -top '\(base)/profile?seconds=5'")
         say("  go tool pprof -http=127.0.0.1:8080 '\(base)/profile?seconds=10'")
         say("  go tool pprof -top \(base)/heap")

@@ -11,6 +11,11 @@ import Synchronization
 /// `retainHeapForProfiling` and a thread keeps allocating and freeing 1 MiB blocks (about 100 MiB
 /// a second) in `churnAllocations`. Closing standard input shuts the server down (answering
 /// requests in progress, a CPU profile with what it recorded so far), then the helper exits.
+/// With `--viewer`, what the profile viewer's browser tests look at: every allocation sampled, 24
+/// MiB in 24 blocks kept by `retainBlocksForSearch` and 8 MiB in 8,192 blocks by
+/// `retainBlocksForHome` (so space and object counts rank them oppositely), 64 KiB more a
+/// second kept by `growHeapForDiff`, and threads parked with labels: six in `parkForSearch`
+/// (`route=/search`), two in `parkForHome` (`route=/home`).
 /// With `--stuck-pool`, every thread of Swift's shared concurrency pool is blocked first (and
 /// `pool-stuck=true` printed once a fresh task is seen not to run), to show that the server does
 /// not need that pool.
@@ -38,6 +43,7 @@ enum HTTPScenarios {
         if arguments.contains("--burn") {
             Thread { burnCPUForProfiling() }.start()
         }
+        if arguments.contains("--viewer") { startViewerWorkload() }
         let poolStuck = arguments.contains("--stuck-pool")
         if poolStuck {
             print("pool-stuck=\(blockConcurrencyPool())")
@@ -55,6 +61,68 @@ enum HTTPScenarios {
             exit(0)
         }
         while true { sleep(60) }
+    }
+
+    static func startViewerWorkload() {
+        // The first thread dump prepares the unwind tables; with every allocation sampled (and
+        // unwound) that would take most of a minute, so it is done before.
+        try? Profile.lookup("goroutine")?.write(to: ProfileBuffer(), debug: 0)
+        HeapProfile.sampleRate = 1
+        retained += retainBlocksForSearch()
+        retained += retainBlocksForHome()
+        Thread { growHeapForDiff() }.start()
+        for index in 0..<8 {
+            Thread {
+                let route = index < 6 ? "/search" : "/home"
+                ProfileLabels.setForCurrentThread(["route": route])
+                viewerThreadsParked.wrappingAdd(1, ordering: .relaxed)
+                if index < 6 { parkForSearch(index) } else { parkForHome(index) }
+            }.start()
+        }
+        while viewerThreadsParked.load(ordering: .relaxed) < 8 { usleep(1000) }
+        usleep(50_000)
+    }
+
+    static let viewerThreadsParked = Atomic<Int>(0)
+
+    @inline(never)
+    static func retainBlocksForSearch() -> [UnsafeMutableRawPointer] {
+        (0..<24).map { index in
+            let block = malloc(1 << 20)!
+            memset(block, Int32(index & 0x7f), 1 << 20)
+            return block
+        }
+    }
+
+    @inline(never)
+    static func retainBlocksForHome() -> [UnsafeMutableRawPointer] {
+        (0..<8192).map { index in
+            let block = malloc(1024)!
+            memset(block, Int32(index & 0x3f), 1024)
+            return block
+        }
+    }
+
+    nonisolated(unsafe) static var grown: [UnsafeMutableRawPointer] = []
+
+    @inline(never)
+    static func growHeapForDiff() {
+        while true {
+            let block = malloc(16 << 10)!
+            memset(block, 3, 16 << 10)
+            grown.append(block)
+            usleep(250_000)
+        }
+    }
+
+    @inline(never)
+    static func parkForSearch(_ index: Int) {
+        while true { sleep(UInt32(3600 + index)) }
+    }
+
+    @inline(never)
+    static func parkForHome(_ index: Int) {
+        while true { usleep(UInt32(3_000_000 + index * 1000)) }
     }
 
     /// Live for the whole run, so the heap profile shows it in use.

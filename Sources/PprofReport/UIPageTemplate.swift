@@ -474,6 +474,7 @@ extension UIPage {
             }
             await load(query.get("sample_index") ? {sample_index: query.get("sample_index")} : null);
           }
+          if (query.get("search")) setSearch(query.get("search"));
           const hash = new URLSearchParams(location.hash.slice(1));
           if (hash.get("test")) {
             let steps;

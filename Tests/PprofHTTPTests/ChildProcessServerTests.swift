@@ -103,4 +103,41 @@ import Testing
             #expect(top.stdout.contains("contendedWaitSite"), "\(top.stdout)")
         }
     }
+
+    /// godeltaprof's endpoints: each request gets what changed since the previous one.
+    @Test func deltaEndpointsServeWhatChangedSinceTheirPreviousRequest() async throws {
+        let child = try await ServerProcess.launch(["--contend", "--allocate"])
+        defer { child.stopInBackground() }
+        try await Task.sleep(for: .milliseconds(500))
+        func contentions(_ data: ProfileData) -> Int64 { data.samples.map { $0.values[0] }.reduce(0, +) }
+
+        let first = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/delta_block")
+        #expect(first.status == 200, "\(first.text)")
+        #expect(first.header("Content-Disposition") == "attachment; filename=\"block.pprof.gz\"")
+        let firstBlock = try ProfileData(decoding: first.body)
+        try await Task.sleep(for: .milliseconds(500))
+        let secondBlock = try ProfileData(
+            decoding: try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/delta_block").body
+        )
+        let cumulative = try ProfileData(
+            decoding: try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/block").body
+        )
+        #expect(contentions(firstBlock) > 0 && contentions(secondBlock) > 0)
+        // The two deltas add up to no more than the cumulative profile taken after them.
+        #expect(contentions(firstBlock) + contentions(secondBlock) <= contentions(cumulative))
+        #expect(contentions(secondBlock) < contentions(cumulative))
+
+        let mutex = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/delta_mutex")
+        #expect(mutex.status == 200 && mutex.header("Content-Disposition") == "attachment; filename=\"mutex.pprof.gz\"")
+        #expect(contentions(try ProfileData(decoding: mutex.body)) > 0)
+
+        let heap = try ProfileData(
+            decoding: try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/delta_heap").body
+        )
+        #expect(heap.sampleTypes.map(\.type) == ["alloc_objects", "alloc_space", "inuse_objects", "inuse_space"])
+        #expect((heap.total(of: "inuse_space") ?? 0) >= 24 << 20, "32 MiB stay in use (retainHeapForProfiling)")
+
+        let index = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/")
+        #expect(index.text.contains("./delta_heap?debug=1"))
+    }
 }

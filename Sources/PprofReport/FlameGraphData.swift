@@ -30,16 +30,24 @@ public enum FlameGraphData {
         base: ProfileData? = nil,
         options: ReportOptions = ReportOptions()
     ) throws -> [UInt8] {
-        let report = try TextReport(profile: profile, base: base, options: options)
-        let unfiltered = try ProfileData(merging: [profile])
-        let mergedBase = try base.map { try ProfileData(merging: [$0]) }
+        // Merging (as go tool pprof does) changes a total only where samples of one stack and
+        // labels have values of both signs; without negative values it is skipped.
+        func merged(_ profile: ProfileData) throws -> ProfileData {
+            profile.samples.contains { $0.values.contains { $0 < 0 } } ? try ProfileData(merging: [profile]) : profile
+        }
+        let unfiltered = try merged(profile)
+        let mergedBase = try base.map(merged)
+        let report = try TextReport(merged: unfiltered, mergedBase: mergedBase, options: options)
         let totals = profile.sampleTypes.indices.map { TextReport.total(unfiltered, mergedBase, $0) }
 
         var tree = CallTree(typeCount: profile.sampleTypes.count)
-        tree.add(report.profile, into: \.selfValues)
-        if let filteredBase = report.base { tree.add(filteredBase, into: \.baseSelfValues) }
+        tree.add(report.profile)
+        if let filteredBase = report.base { tree.add(filteredBase, asBase: true) }
 
         var out = JSONWriter()
+        out.reserve(
+            tree.parent.count * (8 + 8 * profile.sampleTypes.count * (base == nil ? 1 : 2)) + 64 * tree.names.count
+        )
         out.raw("{\"version\":1,\"header\":")
         out.strings(report.headerLines)
         out.raw(",\"sampleTypes\":[")
@@ -82,19 +90,39 @@ public enum FlameGraphData {
 
     /// Each label key's string values (at most `maximumLabelValues`), for the filter choices.
     static func labelValues(_ profile: ProfileData) -> (values: [String: Set<String>], truncated: Bool) {
-        var values: [String: Set<String>] = [:]
+        // Few keys, and usually few values each: lists searched in order beat hashing; a key's
+        // values move to a set past 16.
+        var keys: [String] = []
+        var lists: [[String]] = []
+        var sets: [Set<String>] = []
         var truncated = false
-        for sample in profile.samples {
+        var previous: [ProfileData.Label]?
+        for sample in profile.samples where sample.labels != previous {
+            previous = sample.labels
             for label in sample.labels {
                 guard let value = label.string else { continue }
-                if values[label.key, default: []].count < maximumLabelValues {
-                    values[label.key, default: []].insert(value)
-                } else if !values[label.key, default: []].contains(value) {
+                let slot: Int
+                if let known = keys.firstIndex(of: label.key) {
+                    slot = known
+                } else {
+                    slot = keys.count
+                    keys.append(label.key)
+                    lists.append([])
+                    sets.append([])
+                }
+                if lists[slot].count < 16 {
+                    if !lists[slot].contains(value) { lists[slot].append(value) }
+                } else if lists[slot].contains(value) || sets[slot].contains(value) {
+                    continue
+                } else if lists[slot].count + sets[slot].count < maximumLabelValues {
+                    sets[slot].insert(value)
+                } else {
                     truncated = true
                 }
             }
         }
-        return (values, truncated)
+        let values = zip(lists, sets).map { list, set in set.union(list) }
+        return (Dictionary(uniqueKeysWithValues: zip(keys, values)), truncated)
     }
 }
 
@@ -104,56 +132,188 @@ struct CallTree {
     private(set) var names = ["root"]
     private(set) var parent: [Int32] = [-1]
     private(set) var nameOfNode: [Int32] = [0]
-    var selfValues: [[Int64]]
-    var baseSelfValues: [[Int64]]
     private var nameIndex: [String: Int32] = ["root": 0]
-    private var children: [UInt64: Int32] = [:]
+    private var children = ChildTable()
+    private let typeCount: Int
+    /// Each sample's leaf node and values (`typeCount` per sample), summed per node at the end:
+    /// cheaper than growing a column per sample type with every new node.
+    private var leaves: [Int32] = []
+    private var leafValues: [Int64] = []
+    private var baseLeaves: [Int32] = []
+    private var baseLeafValues: [Int64] = []
 
     init(typeCount: Int) {
-        selfValues = [[Int64]](repeating: [0], count: typeCount)
-        baseSelfValues = selfValues
+        self.typeCount = typeCount
     }
 
-    /// Adds every sample of `profile` at the node its stack ends in. Samples with the same
-    /// locations find their node once.
-    mutating func add(_ profile: ProfileData, into column: WritableKeyPath<CallTree, [[Int64]]>) {
-        let stacks = FunctionStacks(profile)
-        let globalName = stacks.names.map { name -> Int32 in
-            if let known = nameIndex[name] { return known }
-            let new = Int32(names.count)
-            names.append(name)
-            nameIndex[name] = new
-            return new
+    /// `self[t][n]`: the value of the samples whose stack ends at node `n`, per sample type.
+    var selfValues: [[Int64]] { Self.sum(leaves, leafValues, typeCount: typeCount, nodes: parent.count) }
+    /// The same for the base's samples.
+    var baseSelfValues: [[Int64]] { Self.sum(baseLeaves, baseLeafValues, typeCount: typeCount, nodes: parent.count) }
+
+    private static func sum(_ leaves: [Int32], _ values: [Int64], typeCount: Int, nodes: Int) -> [[Int64]] {
+        var columns = [[Int64]](repeating: [Int64](repeating: 0, count: nodes), count: typeCount)
+        for type in 0..<typeCount {
+            columns[type].withUnsafeMutableBufferPointer { column in
+                for (index, leaf) in leaves.enumerated() { column[Int(leaf)] &+= values[index * typeCount + type] }
+            }
         }
-        let typeCount = selfValues.count
-        var leafOfStack: [[UInt64]: Int32] = [:]
-        for (sample, stack) in zip(profile.samples, stacks.stacks) {
+        return columns
+    }
+
+    /// Adds every sample of `profile` (to the base's values with `asBase`) at the node its stack
+    /// ends in. Each distinct stack is walked once: a sample with the locations of the one before
+    /// it (a stack's samples with other labels) or of an earlier one finds its node at once.
+    mutating func add(_ profile: ProfileData, asBase: Bool = false) {
+        var locationNames = LocationNames(profile)
+        var globalName: [Int32] = []
+        // The tree's name of each location with one frame (most), by id where ids are dense.
+        let largestID = profile.locations.lazy.map(\.id).max() ?? 0
+        var singleName = [Int32](
+            repeating: -1,
+            count: largestID < 4 * UInt64(profile.locations.count) + 64 ? Int(largestID) + 1 : 0
+        )
+        var previous: (locations: [UInt64], leaf: Int32)?
+        var leafOfStack = StackTable()
+        for sample in profile.samples {
             guard sample.values.count == typeCount else { continue }
             let leaf: Int32
-            if let known = leafOfStack[sample.locationIDs] {
+            if let previous, previous.locations == sample.locationIDs {
+                leaf = previous.leaf
+            } else if let known = leafOfStack.leaf(of: sample.locationIDs) {
                 leaf = known
+                previous = (sample.locationIDs, known)
             } else {
                 var node: Int32 = 0
-                for frame in stack.reversed() { node = child(of: node, named: globalName[Int(frame)]) }
-                leafOfStack[sample.locationIDs] = node
+                for id in sample.locationIDs.reversed() {
+                    if id < UInt64(singleName.count), singleName[Int(id)] >= 0 {
+                        node = child(of: node, named: singleName[Int(id)])
+                        continue
+                    }
+                    let frames = locationNames.frames(of: id).names
+                    while globalName.count < locationNames.names.count {
+                        globalName.append(internName(locationNames.names[globalName.count]))
+                    }
+                    if frames.count == 1, id < UInt64(singleName.count) {
+                        singleName[Int(id)] = globalName[Int(frames[0])]
+                    }
+                    for frame in frames.reversed() { node = child(of: node, named: globalName[Int(frame)]) }
+                }
                 leaf = node
+                previous = (sample.locationIDs, node)
+                leafOfStack.insert(sample.locationIDs, leaf: node)
             }
-            for type in 0..<typeCount { self[keyPath: column][type][Int(leaf)] &+= sample.values[type] }
+            if asBase {
+                baseLeaves.append(leaf)
+                baseLeafValues.append(contentsOf: sample.values)
+            } else {
+                leaves.append(leaf)
+                leafValues.append(contentsOf: sample.values)
+            }
         }
+    }
+
+    private mutating func internName(_ name: String) -> Int32 {
+        if let known = nameIndex[name] { return known }
+        let new = Int32(names.count)
+        names.append(name)
+        nameIndex[name] = new
+        return new
     }
 
     private mutating func child(of node: Int32, named name: Int32) -> Int32 {
         let key = UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))
-        if let known = children[key] { return known }
         let new = Int32(parent.count)
+        let found = children.findOrInsert(key, new)
+        if found != new { return found }
         parent.append(node)
         nameOfNode.append(name)
-        for type in selfValues.indices {
-            selfValues[type].append(0)
-            baseSelfValues[type].append(0)
-        }
-        children[key] = new
         return new
+    }
+}
+
+/// (parent, name) → child: an open-addressing table with a multiplicative hash, several times
+/// faster here than `Dictionary`'s seeded SipHash, which protects against hostile keys these
+/// (our own node numbers) cannot be.
+struct ChildTable {
+    /// Slot `i` is `slots[2i]` (the key) and `slots[2i + 1]` (the value + 1; 0 when empty): one
+    /// cache line per probe.
+    private var slots = [UInt64](repeating: 0, count: 2048)
+    private var count = 0
+    private var shift: UInt64 = 64 - 10
+
+    /// The value of `key`, or `value` after inserting it.
+    mutating func findOrInsert(_ key: UInt64, _ value: Int32) -> Int32 {
+        if (count + 1) * 8 > slots.count * 3 { grow() }
+        let mask = slots.count / 2 - 1
+        var slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
+        return slots.withUnsafeMutableBufferPointer { table in
+            while table[2 * slot + 1] != 0 {
+                if table[2 * slot] == key { return Int32(truncatingIfNeeded: table[2 * slot + 1] - 1) }
+                slot = (slot + 1) & mask
+            }
+            table[2 * slot] = key
+            table[2 * slot + 1] = UInt64(UInt32(bitPattern: value)) + 1
+            count += 1
+            return value
+        }
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [UInt64](repeating: 0, count: old.count * 2)
+        shift -= 1
+        count = 0
+        for slot in 0..<old.count / 2 where old[2 * slot + 1] != 0 {
+            _ = findOrInsert(old[2 * slot], Int32(truncatingIfNeeded: old[2 * slot + 1] - 1))
+        }
+    }
+}
+
+/// Stack (location ids) → its leaf node, with a cheap hash of the ids: each sample looks its
+/// stack up once.
+struct StackTable {
+    private var hashes = [UInt64](repeating: 0, count: 1024)
+    private var stacks = [[UInt64]](repeating: [], count: 1024)
+    private var leaves = [Int32](repeating: -1, count: 1024)
+    private var count = 0
+
+    private static func hash(_ stack: [UInt64]) -> UInt64 {
+        var hash: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(stack.count)
+        for id in stack { hash = (hash ^ id) &* 0x9E37_79B9_7F4A_7C15 }
+        return hash | 1
+    }
+
+    func leaf(of stack: [UInt64]) -> Int32? {
+        let hash = Self.hash(stack)
+        let mask = hashes.count - 1
+        var slot = Int(truncatingIfNeeded: hash >> 20) & mask
+        while hashes[slot] != 0 {
+            if hashes[slot] == hash, stacks[slot] == stack { return leaves[slot] }
+            slot = (slot + 1) & mask
+        }
+        return nil
+    }
+
+    mutating func insert(_ stack: [UInt64], leaf: Int32) {
+        if (count + 1) * 4 > hashes.count * 3 { grow() }
+        let hash = Self.hash(stack)
+        let mask = hashes.count - 1
+        var slot = Int(truncatingIfNeeded: hash >> 20) & mask
+        while hashes[slot] != 0 { slot = (slot + 1) & mask }
+        hashes[slot] = hash
+        stacks[slot] = stack
+        leaves[slot] = leaf
+        count += 1
+    }
+
+    private mutating func grow() {
+        let old = (hashes, stacks, leaves)
+        hashes = [UInt64](repeating: 0, count: old.0.count * 2)
+        stacks = [[UInt64]](repeating: [], count: old.0.count * 2)
+        leaves = [Int32](repeating: -1, count: old.0.count * 2)
+        count = 0
+        for slot in old.0.indices where old.0[slot] != 0 { insert(old.1[slot], leaf: old.2[slot]) }
     }
 }
 
@@ -163,35 +323,65 @@ struct JSONWriter {
 
     mutating func raw(_ text: String) { bytes.append(contentsOf: text.utf8) }
 
+    mutating func reserve(_ count: Int) { bytes.reserveCapacity(count) }
+
     /// JSON written elsewhere, appended as it is.
     mutating func appendJSON(_ json: [UInt8]) { bytes.append(contentsOf: json) }
 
     mutating func integer<T: BinaryInteger>(_ value: T) {
-        if value == 0 {
-            bytes.append(UInt8(ascii: "0"))
-            return
-        }
-        var magnitude = value.magnitude
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 20 digits, written backwards
-        var count = 0
+        var magnitude = UInt64(value.magnitude)
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // up to 20 digits and a sign, written backwards
         withUnsafeMutableBytes(of: &digits) { buffer in
-            while magnitude > 0 {
-                buffer[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
                 magnitude /= 10
-                count += 1
+            } while magnitude > 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = UInt8(ascii: "-")
             }
-            for index in stride(from: count - 1, through: 0, by: -1) { bytes.append(buffer[index]) }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[start...]))
         }
     }
 
+    /// A JSON array of integers, written in place: at most 20 digits and a sign each.
     mutating func integers<T: BinaryInteger>(_ values: [T]) {
-        bytes.append(UInt8(ascii: "["))
-        for (index, value) in values.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            integer(value)
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: values.count * 22 + 2))
+        let end = bytes.withUnsafeMutableBufferPointer { output -> Int in
+            var position = start
+            output[position] = UInt8(ascii: "[")
+            position += 1
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+            for (index, value) in values.enumerated() {
+                if index > 0 {
+                    output[position] = UInt8(ascii: ",")
+                    position += 1
+                }
+                if value < 0 {
+                    output[position] = UInt8(ascii: "-")
+                    position += 1
+                }
+                var magnitude = UInt64(value.magnitude)
+                withUnsafeMutableBytes(of: &digits) { scratch in
+                    var first = scratch.count
+                    repeat {
+                        first -= 1
+                        scratch[first] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                        magnitude /= 10
+                    } while magnitude > 0
+                    for digit in first..<scratch.count {
+                        output[position] = scratch[digit]
+                        position += 1
+                    }
+                }
+            }
+            output[position] = UInt8(ascii: "]")
+            return position + 1
         }
-        bytes.append(UInt8(ascii: "]"))
+        bytes.removeLast(bytes.count - end)
     }
 
     mutating func integerRows<T: BinaryInteger>(_ rows: [[T]]) {
@@ -215,6 +405,19 @@ struct JSONWriter {
     /// A JSON string; `<` is escaped too, so the JSON can sit inside an HTML `<script>` element.
     mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        var plain = true
+        for byte in value.utf8
+        where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+            || byte == UInt8(ascii: "<") || byte == UInt8(ascii: ">") || byte == UInt8(ascii: "&")
+        {
+            plain = false
+            break
+        }
+        if plain {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         let hex = Array("0123456789abcdef".utf8)
         for byte in value.utf8 {
             switch byte {

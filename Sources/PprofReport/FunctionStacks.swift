@@ -1,58 +1,91 @@
 import Pprof
 
-/// Every sample's stack as function-name indices (leaf first, inlined frames expanded), the
-/// `functions` granularity of `go tool pprof`: frames of the same function name are one node.
-struct FunctionStacks {
+/// The function names of a profile's locations, interned: each location's frames (inlined first,
+/// as pprof lists them) as indices into `names`, looked up once per location.
+struct LocationNames {
     /// Node names; a location without symbols is named by its mapping's file (`[libc.so.6]`), as
     /// google/pprof names a node that has only an object file.
     private(set) var names: [String] = []
+    private var nameIndex: [String: Int32] = [:]
+    /// Each location's frames, by location id when ids are dense (as in profiles we write),
+    /// else in `sparseCache`.
+    private var denseCache: [Frames?] = []
+    private var sparseCache: [UInt64: Frames] = [:]
+    private let functionNames: [UInt64: String]
+    private let mappingFiles: [UInt64: String]
+    private let locations: [UInt64: ProfileData.Location]
+
+    struct Frames {
+        var names: [Int32]
+        var inlined: [Bool]
+    }
+
+    init(_ profile: ProfileData) {
+        functionNames = Dictionary(profile.functions.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        mappingFiles = Dictionary(
+            profile.mappings.map { ($0.id, $0.filename) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        locations = Dictionary(profile.locations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let largestID = profile.locations.lazy.map(\.id).max() ?? 0
+        if largestID < 4 * UInt64(profile.locations.count) + 64 {
+            denseCache = [Frames?](repeating: nil, count: Int(largestID) + 1)
+        }
+    }
+
+    /// Names are interned only for locations some sample uses, so a filtered profile's leftover
+    /// tables name nothing.
+    mutating func frames(of id: UInt64) -> Frames {
+        let dense = id < UInt64(denseCache.count)
+        if dense, let known = denseCache[Int(id)] { return known }
+        if !dense, let known = sparseCache[id] { return known }
+        var frames = Frames(names: [], inlined: [])
+        if let location = locations[id] {
+            for (position, line) in location.lines.enumerated() {
+                let name = functionNames[line.functionID] ?? ""
+                frames.names.append(index(of: name.isEmpty ? objectName(location) : name))
+                frames.inlined.append(position < location.lines.count - 1)
+            }
+            if frames.names.isEmpty {
+                frames.names.append(index(of: objectName(location)))
+                frames.inlined.append(false)
+            }
+        } else {
+            frames.names.append(index(of: "<unknown>"))
+            frames.inlined.append(false)
+        }
+        if dense { denseCache[Int(id)] = frames } else { sparseCache[id] = frames }
+        return frames
+    }
+
+    private mutating func index(of name: String) -> Int32 {
+        if let known = nameIndex[name] { return known }
+        let new = Int32(names.count)
+        names.append(name)
+        nameIndex[name] = new
+        return new
+    }
+
+    private func objectName(_ location: ProfileData.Location) -> String {
+        guard let file = mappingFiles[location.mappingID], !file.isEmpty else { return "<unknown>" }
+        let base = file.split(separator: "/").last.map(String.init) ?? file
+        return "[\(base)]"
+    }
+}
+
+/// Every sample's stack as function-name indices (leaf first, inlined frames expanded), the
+/// `functions` granularity of `go tool pprof`: frames of the same function name are one node.
+struct FunctionStacks {
+    /// Node names (`LocationNames.names`).
+    var names: [String] { locationNames.names }
     /// Per sample: its frames' name indices, leaf first.
     private(set) var stacks: [[Int32]] = []
     /// Per frame of `stacks`: whether the frame is inlined into its caller.
     private(set) var inlined: [[Bool]] = []
+    private var locationNames: LocationNames
 
     init(_ profile: ProfileData) {
-        var nameIndex: [String: Int32] = [:]
-        func index(of name: String) -> Int32 {
-            if let known = nameIndex[name] { return known }
-            let new = Int32(names.count)
-            names.append(name)
-            nameIndex[name] = new
-            return new
-        }
-        let functionNames = Dictionary(
-            profile.functions.map { ($0.id, $0.name) },
-            uniquingKeysWith: { first, _ in first }
-        )
-        let mappingFiles = Dictionary(
-            profile.mappings.map { ($0.id, $0.filename) },
-            uniquingKeysWith: { first, _ in first }
-        )
-        // Names are interned only for locations some sample uses, so a filtered profile's
-        // leftover tables name nothing.
-        let locations = Dictionary(profile.locations.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var locationFrames: [UInt64: (names: [Int32], inlined: [Bool])] = [:]
-        func frames(of id: UInt64) -> (names: [Int32], inlined: [Bool]) {
-            if let known = locationFrames[id] { return known }
-            var frames: [Int32] = []
-            var inlined: [Bool] = []
-            if let location = locations[id] {
-                for (position, line) in location.lines.enumerated() {
-                    let name = functionNames[line.functionID] ?? ""
-                    frames.append(index(of: name.isEmpty ? Self.objectName(location, mappingFiles) : name))
-                    inlined.append(position < location.lines.count - 1)
-                }
-                if frames.isEmpty {
-                    frames.append(index(of: Self.objectName(location, mappingFiles)))
-                    inlined.append(false)
-                }
-            } else {
-                frames.append(index(of: "<unknown>"))
-                inlined.append(false)
-            }
-            locationFrames[id] = (frames, inlined)
-            return (frames, inlined)
-        }
+        locationNames = LocationNames(profile)
         stacks.reserveCapacity(profile.samples.count)
         inlined.reserveCapacity(profile.samples.count)
         for sample in profile.samples {
@@ -60,19 +93,13 @@ struct FunctionStacks {
             var flags: [Bool] = []
             stack.reserveCapacity(sample.locationIDs.count)
             for id in sample.locationIDs {
-                let location = frames(of: id)
+                let location = locationNames.frames(of: id)
                 stack.append(contentsOf: location.names)
                 flags.append(contentsOf: location.inlined)
             }
             stacks.append(stack)
             inlined.append(flags)
         }
-    }
-
-    private static func objectName(_ location: ProfileData.Location, _ mappingFiles: [UInt64: String]) -> String {
-        guard let file = mappingFiles[location.mappingID], !file.isEmpty else { return "<unknown>" }
-        let base = file.split(separator: "/").last.map(String.init) ?? file
-        return "[\(base)]"
     }
 }
 

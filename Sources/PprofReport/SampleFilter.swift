@@ -58,10 +58,20 @@ public struct SampleFilter {
             return result
         }
 
+        // Regular expressions are slow next to hashing: each distinct label set is judged once.
+        var labelVerdicts: [[ProfileData.Label]: Bool] = [:]
+        func labelsPass(_ labels: [ProfileData.Label]) -> Bool {
+            if tagFocus == nil && tagIgnore == nil { return true }
+            if let known = labelVerdicts[labels] { return known }
+            var pass = true
+            if let tagFocus, !tagFocus.matches(labels) { pass = false }
+            if pass, let tagIgnore, tagIgnore.matches(labels) { pass = false }
+            labelVerdicts[labels] = pass
+            return pass
+        }
         var result = profile
         result.samples = profile.samples.filter { sample in
-            if let tagFocus, !tagFocus.matches(sample.labels) { return false }
-            if let tagIgnore, tagIgnore.matches(sample.labels) { return false }
+            if !labelsPass(sample.labels) { return false }
             if focus != nil, !sample.locationIDs.contains(where: { locationMatches($0).focus }) { return false }
             if ignore != nil, sample.locationIDs.contains(where: { locationMatches($0).ignore }) { return false }
             return true

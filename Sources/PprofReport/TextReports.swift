@@ -14,20 +14,28 @@ public struct TextReport {
 
     /// Applies `options`' filters to `profile` (and `base`, for a diff) and picks the value column.
     public init(profile: ProfileData, base: ProfileData? = nil, options: ReportOptions = ReportOptions()) throws {
+        // go tool pprof merges what it reads (samples with one stack and labels become one) and
+        // takes the total for percentages before filtering.
+        try self.init(
+            merged: try ProfileData(merging: [profile]),
+            mergedBase: try base.map { try ProfileData(merging: [$0]) },
+            options: options
+        )
+    }
+
+    /// The same from profiles already merged (or whose merging changes no report: no negative
+    /// values, so every total is a plain sum).
+    init(merged: ProfileData, mergedBase: ProfileData?, options: ReportOptions) throws {
         let filter = try SampleFilter(options)
-        valueIndex = try profile.reportValueIndex(options.sampleIndex)
-        if let base {
-            guard base.sampleTypes.map(\.type) == profile.sampleTypes.map(\.type) else {
+        valueIndex = try merged.reportValueIndex(options.sampleIndex)
+        if let base = mergedBase {
+            guard base.sampleTypes.map(\.type) == merged.sampleTypes.map(\.type) else {
                 throw ReportError(
                     "the base profile's sample types (\(base.sampleTypes.map(\.description).joined(separator: ", "))) "
-                        + "differ from the profile's (\(profile.sampleTypes.map(\.description).joined(separator: ", ")))"
+                        + "differ from the profile's (\(merged.sampleTypes.map(\.description).joined(separator: ", ")))"
                 )
             }
         }
-        // go tool pprof merges what it reads (samples with one stack and labels become one) and
-        // takes the total for percentages before filtering.
-        let merged = try ProfileData(merging: [profile])
-        let mergedBase = try base.map { try ProfileData(merging: [$0]) }
         totalForPercentages = Self.total(merged, mergedBase, valueIndex)
         self.profile = filter.apply(to: merged)
         self.base = mergedBase.map { filter.apply(to: $0) }

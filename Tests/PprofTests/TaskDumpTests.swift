@@ -80,7 +80,7 @@ import Testing
         let text = try String(contentsOfFile: paths[1], encoding: .utf8)
         let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
         #expect(blocks.count == count)
-        #expect(blocks.filter { $0.contains("[suspended, cancelled]:") }.count == count / 2)
+        #expect(blocks.filter { $0.contains("[suspended, waiting on continuation, cancelled]:") }.count == count / 2)
         #expect(blocks.filter { $0.contains(" \"worker-7\" [suspended") }.count == 1)
         #expect(blocks.allSatisfy { block in containsInOrder(block.split(separator: "\n").map(String.init), chain) })
 
@@ -98,4 +98,141 @@ import Testing
         let churned = figures.firstIndex(of: "churned").flatMap { Int(figures[$0 + 1]) } ?? 0
         #expect(churned > 50_000, "\(result.stdout)")
     }
+
+    /// 200 tasks at each of five kinds of await (1,000 in all), each three async functions deep,
+    /// plus the task groups' 200 children: every one in the goroutine profile with its chain, its
+    /// name, what it waits on, and (for the children) its parent.
+    @Test func thousandTasksAtFiveKindsOfAwaitAppearWithTheirChains() throws {
+        let count = 200
+        let paths = ["kinds0.pb.gz", "kinds1.txt", "kinds2.txt"].map(temporaryPath)
+        defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let result = try ChildProcess.run("tasks-kinds", ["\(count)"] + paths)
+        #expect(result.status == 0 && !result.crashed, "\(result.stderr)")
+        if let unavailable = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("unavailable") }) {
+            Issue.record("tasks unavailable on the toolchain's runtime: \(unavailable)")
+            return
+        }
+        #expect(result.stdout.contains("done"))
+
+        // Innermost first, as really symbolized: the actor call waits in its caller (the hop to the
+        // actor happens before the synchronous method runs); sleep waits in the runtime's `_sleep`.
+        struct Kind {
+            var name: (Int) -> String
+            var state: String
+            var wait: String
+            var chain: [String]
+        }
+        let module = "TaskKindsScenarios."
+        let kinds = [
+            Kind(
+                name: { "continuation-\($0)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withCheckedContinuation"] + ["Inner", "Middle", "Outer"].map { module + "continuation" + $0 }
+            ),
+            Kind(
+                name: { "sleep-\($0)" },
+                state: "suspended",
+                wait: "sleep",
+                chain: [
+                    "Swift.Task< where A == Swift.Never, B == Swift.Never>._sleep<",
+                    "Swift.Task< where A == Swift.Never, B == Swift.Never>.sleep<",
+                ]
+                    + ["Inner", "Middle", "Outer"].map { module + "sleep" + $0 }
+            ),
+            Kind(
+                name: { "actor-\($0)" },
+                state: "runnable",
+                wait: "actor",
+                chain: ["Inner", "Middle", "Outer"].map { module + "actor" + $0 }
+            ),
+            Kind(
+                name: { "stream-\($0)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withUnsafeContinuation", "AsyncStream._Storage.next", "AsyncStream.Iterator.next"]
+                    + ["Inner", "Middle", "Outer"].map { module + "stream" + $0 }
+            ),
+            Kind(
+                name: { "group-\($0)" },
+                state: "suspended",
+                wait: "group",
+                chain: ["TaskGroup.next", "withTaskGroup"] + ["Inner", "Middle", "Outer"].map { module + "group" + $0 }
+            ),
+            // Each group's child: groupInner names it after the value it got, (index * 9) + 9.
+            Kind(
+                name: { "group-child-\($0 * 9 + 9)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withCheckedContinuation", module + "groupChild", module + "groupInner"]
+            ),
+        ]
+
+        let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
+        let stacks = decodedStacks(profile)
+        let tasks = stacks.filter { labelValue("task", $0.labels) != nil }
+        // Exactly the scenario's tasks: the five kinds, the children, nothing else (the actor's
+        // holder runs, so its thread shows it).
+        #expect(tasks.map(\.value).reduce(0, +) == Int64(6 * count))
+        for kind in kinds {
+            let names = Set((0..<count).map(kind.name))
+            let mine = tasks.filter { labelValue("task name", $0.labels).map(names.contains) ?? false }
+            let what = kind.name(0)
+            // Counts exact: each task once, every name.
+            #expect(mine.map(\.value).reduce(0, +) == Int64(count), "\(what)")
+            #expect(Set(mine.compactMap { labelValue("task name", $0.labels) }) == names, "\(what)")
+            #expect(mine.allSatisfy { labelValue("task", $0.labels) == kind.state }, "\(what)")
+            #expect(mine.allSatisfy { labelValue("wait", $0.labels) == kind.wait }, "\(what)")
+            let complete = mine.filter { containsInOrder($0.names, kind.chain) }
+            #expect(complete.count * 100 >= count * 99, "\(what): \(mine.first.map(\.names) ?? [])")
+            let children = mine.filter { labelValue("child of", $0.labels) == "task group" }
+            #expect(children.count == (what.hasPrefix("group-child-") ? count : 0), "\(what)")
+        }
+
+        // debug=1: Go's grouped text, a group per task here (each has its own name label).
+        let legacy = try String(contentsOfFile: paths[1], encoding: .utf8)
+        for (wait, expected) in [("continuation", 3 * count), ("sleep", count), ("actor", count), ("group", count)] {
+            let groups = legacy.components(separatedBy: "\n# labels: ").dropFirst().filter {
+                $0.prefix { $0 != "\n" }.contains("\"wait\":\"\(wait)\"")
+            }
+            #expect(groups.count == expected, "\(wait)")
+        }
+        #expect(legacy.contains("TaskKindsScenarios.actorOuter"))
+
+        // debug=2: a block per task with what it waits on; each child names its group's task.
+        let text = try String(contentsOfFile: paths[2], encoding: .utf8)
+        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
+        #expect(blocks.count == 6 * count)
+        func header(_ block: String) -> Substring { block.prefix { $0 != "\n" } }
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on continuation]:") }.count == 3 * count)
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on sleep]:") }.count == count)
+        #expect(blocks.filter { header($0).contains("[runnable, waiting on actor 0x") }.count == count)
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on task group 0x") }.count == count)
+        #expect(blocks.filter { header($0).contains(" \"sleep-7\" [suspended, waiting on sleep]:") }.count == 1)
+        // "task 0x<address> id <id> "<name>" […]:": a child's "child of task 0x… id …" is its group's.
+        var nameOfTask: [String: String] = [:]
+        for block in blocks {
+            let words = header(block).split(separator: " ")
+            if words.count > 4 { nameOfTask[words[1...3].joined(separator: " ")] = String(words[4]) }
+        }
+        var parented = 0
+        for block in blocks where header(block).contains("\"group-child-") {
+            guard let line = block.split(separator: "\n").first(where: { $0.hasPrefix("child of task 0x") }),
+                line.hasSuffix(" (task group)")
+            else { continue }
+            let words = line.split(separator: " ")
+            let parent = words[3...5].joined(separator: " ")
+            let child = header(block).split(separator: " ")[4].dropFirst("\"group-child-".count).dropLast()
+            if let value = Int(child), nameOfTask[parent] == "\"group-\((value - 9) / 9)\"" { parented += 1 }
+        }
+        #expect(parented == count)
+
+        if let traces = try goToolTraces(paths[0]) {
+            #expect(traces.contains("TaskKindsScenarios.groupOuter"))
+        }
+    }
+}
+
+private func labelValue(_ key: String, _ labels: [ProfileData.Label]) -> String? {
+    labels.first { $0.key == key }?.string
 }

@@ -166,14 +166,21 @@ import Testing
                 wait: "continuation",
                 chain: ["withCheckedContinuation", module + "groupChild", module + "groupInner"]
             ),
+            // Awaiting the continuation tasks' values.
+            Kind(
+                name: { "awaiter-\($0)" },
+                state: "suspended",
+                wait: "task",
+                chain: [module + "awaitTask", "closure"]
+            ),
         ]
 
         let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
         let stacks = decodedStacks(profile)
         let tasks = stacks.filter { labelValue("task", $0.labels) != nil }
-        // Exactly the scenario's tasks: the five kinds, the children, nothing else (the actor's
-        // holder runs, so its thread shows it).
-        #expect(tasks.map(\.value).reduce(0, +) == Int64(6 * count))
+        // Exactly the scenario's tasks: the five kinds, the children, the awaiters, nothing else
+        // (the actor's holder runs, so its thread shows it).
+        #expect(tasks.map(\.value).reduce(0, +) == Int64(kinds.count * count))
         for kind in kinds {
             let names = Set((0..<count).map(kind.name))
             let mine = tasks.filter { labelValue("task name", $0.labels).map(names.contains) ?? false }
@@ -191,7 +198,9 @@ import Testing
 
         // debug=1: Go's grouped text, a group per task here (each has its own name label).
         let legacy = try String(contentsOfFile: paths[1], encoding: .utf8)
-        for (wait, expected) in [("continuation", 3 * count), ("sleep", count), ("actor", count), ("group", count)] {
+        for (wait, expected) in [
+            ("continuation", 3 * count), ("sleep", count), ("actor", count), ("group", count), ("task", count),
+        ] {
             let groups = legacy.components(separatedBy: "\n# labels: ").dropFirst().filter {
                 $0.prefix { $0 != "\n" }.contains("\"wait\":\"\(wait)\"")
             }
@@ -202,7 +211,7 @@ import Testing
         // debug=2: a block per task with what it waits on; each child names its group's task.
         let text = try String(contentsOfFile: paths[2], encoding: .utf8)
         let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
-        #expect(blocks.count == 6 * count)
+        #expect(blocks.count == kinds.count * count)
         func header(_ block: String) -> Substring { block.prefix { $0 != "\n" } }
         #expect(blocks.filter { header($0).contains("[suspended, waiting on continuation]:") }.count == 3 * count)
         #expect(blocks.filter { header($0).contains("[suspended, waiting on sleep]:") }.count == count)
@@ -226,6 +235,16 @@ import Testing
             if let value = Int(child), nameOfTask[parent] == "\"group-\((value - 9) / 9)\"" { parented += 1 }
         }
         #expect(parented == count)
+        // An awaiter names the task it awaits: continuation-i's.
+        var awaited = 0
+        for block in blocks where header(block).contains("\"awaiter-") {
+            let words = header(block).split(separator: " ")
+            guard let on = words.firstIndex(of: "on"), words.count > on + 3 else { continue }
+            let target = words[(on + 2)...(on + 4)].joined(separator: " ").replacingOccurrences(of: "]:", with: "")
+            let index = words[4].dropFirst("\"awaiter-".count).dropLast()
+            if nameOfTask[target] == "\"continuation-\(index)\"" { awaited += 1 }
+        }
+        #expect(awaited == count)
 
         if let traces = try goToolTraces(paths[0]) {
             #expect(traces.contains("TaskKindsScenarios.groupOuter"))

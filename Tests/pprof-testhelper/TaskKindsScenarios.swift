@@ -5,7 +5,8 @@ import Synchronization
 /// `tasks-kinds <count> [<debug0> <debug1> <debug2>]`: `count` tasks suspended at each of five
 /// kinds of await, each three distinct async functions deep (issue 14):
 /// a `CheckedContinuation` never resumed, a long `Task.sleep`, a call into a busy actor,
-/// `AsyncStream` iteration and a task group's `next()` (its one child waits on a continuation).
+/// `AsyncStream` iteration and a task group's `next()` (its one child waits on a continuation);
+/// and `count` more awaiting the continuation tasks' values.
 /// Prints one line per listed task, `task <id> <name> <wait> <parent id or -> <record kinds> f1|f2|…`,
 /// then writes the goroutine profile at debug=0, 1 and 2 to the paths given.
 enum TaskKindsScenarios {
@@ -119,6 +120,13 @@ enum TaskKindsScenarios {
         await groupMiddle(value &* 9) &- 15
     }
 
+    /// Awaits another task's value (a `TaskDependencyStatusRecord` waiting on a task).
+    @inline(never) static func awaitTask(_ task: Task<Void, Never>, _ value: Int) async -> Int {
+        arrive()
+        await task.value
+        return value &* 43
+    }
+
     static func run(_ arguments: [String]) throws {
         let count = Int(arguments[0])!
         TaskRegistry.prepare()
@@ -136,8 +144,13 @@ enum TaskKindsScenarios {
             tasks.append(Task.detached(name: "stream-\(index)") { print("never \(await streamOuter(index))") })
             tasks.append(Task.detached(name: "group-\(index)") { print("never \(await groupOuter(index))") })
         }
+        // And as many awaiting the continuation tasks' values.
+        for index in 0..<count {
+            let awaited = tasks[5 * index]
+            tasks.append(Task.detached(name: "awaiter-\(index)") { print("never \(await awaitTask(awaited, index))") })
+        }
         // Every task reached its await, every group child parked.
-        while arrived.load(ordering: .relaxed) < 5 * count || continuations.withLock({ $0.count }) < 2 * count {
+        while arrived.load(ordering: .relaxed) < 6 * count || continuations.withLock({ $0.count }) < 2 * count {
             usleep(1000)
         }
         // The last ones finish suspending just after they announce it.
@@ -159,8 +172,14 @@ enum TaskKindsScenarios {
         }
         let profile = Profile.lookup("goroutine")!
         for (debug, path) in zip([0, 1, 2], arguments.dropFirst()) {
+            let start = ContinuousClock.now
             try writeProfile(profile, debug: debug, to: path)
+            print("debug=\(debug) written in \(ContinuousClock.now - start)")
         }
+        // The registry alone, a second time (symbols cached).
+        let start = ContinuousClock.now
+        let again = TaskRegistry.liveTasks()?.count ?? 0
+        print("listed \(again) tasks in \(ContinuousClock.now - start)")
         _ = (holder, tasks)
         print("done")
     }

@@ -252,6 +252,73 @@ import Testing
     }
 }
 
+/// The status-record reader on records built in memory: each dependency kind, what it does with
+/// kinds it does not know, record locks, unreadable memory and a record that links to itself.
+@Suite struct TaskDumpRecordReaderTests {
+    /// Words of a record chain; record `i` starts at word `5 * i`.
+    final class Records {
+        let words: UnsafeMutablePointer<UInt>
+        init(_ count: Int) {
+            words = .allocate(capacity: 5 * count)
+            words.initialize(repeating: 0, count: 5 * count)
+        }
+        deinit { words.deallocate() }
+        func address(_ record: Int) -> UInt { UInt(bitPattern: words + 5 * record) }
+        func set(_ record: Int, kind: UInt, parent: UInt, _ fields: [UInt] = []) {
+            (words + 5 * record).pointee = kind
+            (words + 5 * record + 1).pointee = parent
+            for (index, field) in fields.enumerated() { (words + 5 * record + 2 + index).pointee = field }
+        }
+    }
+
+    @Test func readsEachDependencyKindFromTheInnermostRecord() {
+        let records = Records(3)
+        for (kind, expected) in [
+            (UInt(1), TaskDependency.task(0x1000)), (2, .continuation(0x1000)), (3, .group(0x1000)),
+            (4, .executor(identity: 0x1000, implementation: 0x2000)), (9, .unrecognized(9)),
+        ] {
+            // dependency -> cancellation notification (3) -> name (6)
+            records.set(0, kind: 0, parent: records.address(1), [0x1000, 0x2000, kind])
+            records.set(1, kind: 3, parent: records.address(2))
+            records.set(2, kind: 6, parent: 0)
+            let (dependency, kinds) = TaskRegistry.statusRecords(from: records.address(0))
+            #expect(dependency == expected)
+            #expect(kinds == [0, 3, 6])
+        }
+    }
+
+    @Test func aDependencyRecordCountsOnlyWhenInnermostButForARecordLock() {
+        let records = Records(3)
+        records.set(0, kind: 192, parent: records.address(1))
+        records.set(1, kind: 0, parent: records.address(2), [0x1000, 0, 2])
+        records.set(2, kind: 6, parent: 0)
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).0 == .continuation(0x1000))
+        // Behind another kind of record it is not the task's current wait.
+        records.set(0, kind: 3, parent: records.address(1))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).0 == .none)
+    }
+
+    @Test func unreadableOrLoopingChainsEndWithoutFaulting() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let guardPage = try #require(mmap(nil, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(guardPage, page) }
+        let unreadable = UInt(bitPattern: guardPage)
+        #expect(TaskRegistry.statusRecords(from: unreadable) == (.none, []))
+        let records = Records(2)
+        // A readable record whose parent is unreadable: the walk stops there.
+        records.set(0, kind: 6, parent: unreadable)
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1 == [6])
+        // A dependency record whose fields are cut off by unreadable memory reads as none.
+        #expect(TaskRegistry.dependency(at: unreadable - 16) == .none)
+        // Records that link to each other end after a bounded number.
+        records.set(0, kind: 3, parent: records.address(1))
+        records.set(1, kind: 3, parent: records.address(0))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1.count == 32)
+        records.set(0, kind: 3, parent: records.address(0))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1 == [3])
+    }
+}
+
 private func labelValue(_ key: String, _ labels: [ProfileData.Label]) -> String? {
     labels.first { $0.key == key }?.string
 }

@@ -267,19 +267,39 @@ enum ThreadProfiles {
 
     /// Resume points are function entries; count-profile stacks hold return-address-style entries.
     static func taskRecord(_ task: TaskSnapshot) -> CountProfile.Record {
-        var labels = [(key: "task", value: taskState(task))]
+        var labels = [(key: "task", value: taskState(task)), (key: "wait", value: TaskRegistry.waitKind(of: task))]
         if let name = task.name { labels.append((key: "task name", value: name)) }
+        if let child = TaskRegistry.childKind(of: task) { labels.append((key: "child of", value: child)) }
         return CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: labels)
     }
 
-    /// debug=2: one block per task after the threads, `task 0x<address> [<state>]:` then its frames.
+    /// debug=2: one block per task after the threads,
+    /// `task 0x<address> id <id> "<name>" [<state>, waiting on <what>]:` then its frames, then
+    /// `child of task 0x<parent> id <id> (<task group|async let|task>)` for a child task.
     static func taskDump(_ tasks: [TaskSnapshot], symbolizer: Symbolizer = .shared) -> String {
+        let ids = Dictionary(tasks.map { ($0.address, $0.id) }, uniquingKeysWith: { first, _ in first })
+        func task(_ address: UInt) -> String {
+            "task 0x\(hex(address))" + (ids[address].map { " id \($0)" } ?? "")
+        }
         var text = ""
-        for task in tasks.sorted(by: { $0.id < $1.id }) {
-            text += "\ntask 0x\(hex(task.address)) id \(task.id)"
-            if let name = task.name { text += " " + LegacyText.goQuote(name) }
-            text += " [\(taskState(task))]:\n"
-            for address in task.resumeAddresses { text += frameLines(address + 1, symbolizer: symbolizer) }
+        for snapshot in tasks.sorted(by: { $0.id < $1.id }) {
+            text += "\n\(task(snapshot.address))"
+            if let name = snapshot.name { text += " " + LegacyText.goQuote(name) }
+            var state = snapshot.isEnqueued ? "runnable" : "suspended"
+            switch snapshot.dependency {
+            case .task(let awaited): state += ", waiting on \(task(awaited))"
+            case .group(let group): state += ", waiting on task group 0x\(hex(group))"
+            case .executor(let identity, _) where identity != 0: state += ", waiting on actor 0x\(hex(identity))"
+            default:
+                let wait = TaskRegistry.waitKind(of: snapshot, symbolizer: symbolizer)
+                if wait != "unknown" { state += ", waiting on \(wait)" }
+            }
+            if snapshot.isCancelled { state += ", cancelled" }
+            text += " [\(state)]:\n"
+            for address in snapshot.resumeAddresses { text += frameLines(address + 1, symbolizer: symbolizer) }
+            if let child = TaskRegistry.childKind(of: snapshot) {
+                text += "child of " + (snapshot.parent.map(task) ?? "a task") + " (\(child))\n"
+            }
         }
         return text
     }

@@ -102,6 +102,31 @@ let knownSiteDeclarationLine = #line + 1
         #expect(demangle("_Znot_a_cxx_name") == "_Znot_a_cxx_name")
     }
 
+    /// Every funclet of an async function is named as the function: the demangler's "(1) await
+    /// resume partial function for" and "suspend resume" forms, and the mangled suffixes.
+    @Test func namesAsyncFuncletsAsTheirFunction() {
+        let function = "main.foo() async -> ()"
+        #expect(demangle("$s4main3fooyyYaF") == function)
+        for suffix in ["TQ0_", "TY0_", "TQ1_", "TY12_", "TQ_", "TY_"] {
+            #expect(demangle("$s4main3fooyyYaF" + suffix) == function, "\(suffix)")
+            #expect(asyncFuncletFunction(mangled: "$s4main3fooyyYaF" + suffix) == "$s4main3fooyyYaF")
+        }
+        #expect(demangle("$s4main3fooyyYaFTQ0_@plt") == function + "@plt")
+        // A clone suffix before the funclet's goes with it.
+        #expect(asyncFuncletFunction(mangled: "$s4main3fooyyYaF.37TQ0_") == "$s4main3fooyyYaF")
+        #expect(demangle("$s4main3fooyyYaF.37TQ0_") == function)
+        #expect(foldingAsyncFunclet("(1) suspend resume partial function for \(function)") == function)
+        #expect(foldingAsyncFunclet("(2) await resume partial function for \(function)") == function)
+        #expect(foldingAsyncFunclet("resume partial function for \(function)") == function)
+        #expect(foldingAsyncFunclet("(12) await resume partial function for X.f()") == "X.f()")
+        // Not funclets: left alone.
+        #expect(foldingAsyncFunclet("(1) something else") == "(1) something else")
+        #expect(foldingAsyncFunclet("closure #1 in f()") == "closure #1 in f()")
+        #expect(asyncFuncletFunction(mangled: "$sSS5countSivg") == nil)
+        #expect(asyncFuncletFunction(mangled: "$sTQ0_") == nil)
+        #expect(asyncFuncletFunction(mangled: "main_TQ0_") == nil)
+    }
+
     /// A library loaded after the symbolizer first ran is picked up; once it is unloaded its
     /// addresses no longer name its functions.
     @Test func picksUpDlopenAndForgetsDlclose() throws {

@@ -80,7 +80,7 @@ import Testing
         let text = try String(contentsOfFile: paths[1], encoding: .utf8)
         let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
         #expect(blocks.count == count)
-        #expect(blocks.filter { $0.contains("[suspended, cancelled]:") }.count == count / 2)
+        #expect(blocks.filter { $0.contains("[suspended, waiting on continuation, cancelled]:") }.count == count / 2)
         #expect(blocks.filter { $0.contains(" \"worker-7\" [suspended") }.count == 1)
         #expect(blocks.allSatisfy { block in containsInOrder(block.split(separator: "\n").map(String.init), chain) })
 
@@ -98,4 +98,227 @@ import Testing
         let churned = figures.firstIndex(of: "churned").flatMap { Int(figures[$0 + 1]) } ?? 0
         #expect(churned > 50_000, "\(result.stdout)")
     }
+
+    /// 200 tasks at each of five kinds of await (1,000 in all), each three async functions deep,
+    /// plus the task groups' 200 children: every one in the goroutine profile with its chain, its
+    /// name, what it waits on, and (for the children) its parent.
+    @Test func thousandTasksAtFiveKindsOfAwaitAppearWithTheirChains() throws {
+        let count = 200
+        let paths = ["kinds0.pb.gz", "kinds1.txt", "kinds2.txt"].map(temporaryPath)
+        defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let result = try ChildProcess.run("tasks-kinds", ["\(count)"] + paths)
+        #expect(result.status == 0 && !result.crashed, "\(result.stderr)")
+        if let unavailable = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("unavailable") }) {
+            Issue.record("tasks unavailable on the toolchain's runtime: \(unavailable)")
+            return
+        }
+        #expect(result.stdout.contains("done"))
+
+        // Innermost first, as really symbolized: the actor call waits in its caller (the hop to the
+        // actor happens before the synchronous method runs); sleep waits in the runtime's `_sleep`.
+        struct Kind {
+            var name: (Int) -> String
+            var state: String
+            var wait: String
+            var chain: [String]
+        }
+        let module = "TaskKindsScenarios."
+        let kinds = [
+            Kind(
+                name: { "continuation-\($0)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withCheckedContinuation"] + ["Inner", "Middle", "Outer"].map { module + "continuation" + $0 }
+            ),
+            Kind(
+                name: { "sleep-\($0)" },
+                state: "suspended",
+                wait: "sleep",
+                chain: [
+                    "Swift.Task< where A == Swift.Never, B == Swift.Never>._sleep<",
+                    "Swift.Task< where A == Swift.Never, B == Swift.Never>.sleep<",
+                ]
+                    + ["Inner", "Middle", "Outer"].map { module + "sleep" + $0 }
+            ),
+            Kind(
+                name: { "actor-\($0)" },
+                state: "runnable",
+                wait: "actor",
+                chain: ["Inner", "Middle", "Outer"].map { module + "actor" + $0 }
+            ),
+            Kind(
+                name: { "stream-\($0)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withUnsafeContinuation", "AsyncStream._Storage.next", "AsyncStream.Iterator.next"]
+                    + ["Inner", "Middle", "Outer"].map { module + "stream" + $0 }
+            ),
+            Kind(
+                name: { "group-\($0)" },
+                state: "suspended",
+                wait: "group",
+                chain: ["TaskGroup.next", "withTaskGroup"] + ["Inner", "Middle", "Outer"].map { module + "group" + $0 }
+            ),
+            // Each group's child: groupInner names it after the value it got, (index * 9) + 9.
+            Kind(
+                name: { "group-child-\($0 * 9 + 9)" },
+                state: "suspended",
+                wait: "continuation",
+                chain: ["withCheckedContinuation", module + "groupChild", module + "groupInner"]
+            ),
+            // Awaiting the continuation tasks' values.
+            Kind(
+                name: { "awaiter-\($0)" },
+                state: "suspended",
+                wait: "task",
+                chain: [module + "awaitTask", "closure"]
+            ),
+        ]
+
+        let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
+        let stacks = decodedStacks(profile)
+        let tasks = stacks.filter { labelValue("task", $0.labels) != nil }
+        // Exactly the scenario's tasks: the five kinds, the children, the awaiters, nothing else
+        // (the actor's holder runs, so its thread shows it).
+        #expect(tasks.map(\.value).reduce(0, +) == Int64(kinds.count * count))
+        for kind in kinds {
+            let names = Set((0..<count).map(kind.name))
+            let mine = tasks.filter { labelValue("task name", $0.labels).map(names.contains) ?? false }
+            let what = kind.name(0)
+            // Counts exact: each task once, every name.
+            #expect(mine.map(\.value).reduce(0, +) == Int64(count), "\(what)")
+            #expect(Set(mine.compactMap { labelValue("task name", $0.labels) }) == names, "\(what)")
+            #expect(mine.allSatisfy { labelValue("task", $0.labels) == kind.state }, "\(what)")
+            #expect(mine.allSatisfy { labelValue("wait", $0.labels) == kind.wait }, "\(what)")
+            let complete = mine.filter { containsInOrder($0.names, kind.chain) }
+            #expect(complete.count * 100 >= count * 99, "\(what): \(mine.first.map(\.names) ?? [])")
+            let children = mine.filter { labelValue("child of", $0.labels) == "task group" }
+            #expect(children.count == (what.hasPrefix("group-child-") ? count : 0), "\(what)")
+        }
+
+        // debug=1: Go's grouped text, a group per task here (each has its own name label).
+        let legacy = try String(contentsOfFile: paths[1], encoding: .utf8)
+        for (wait, expected) in [
+            ("continuation", 3 * count), ("sleep", count), ("actor", count), ("group", count), ("task", count),
+        ] {
+            let groups = legacy.components(separatedBy: "\n# labels: ").dropFirst().filter {
+                $0.prefix { $0 != "\n" }.contains("\"wait\":\"\(wait)\"")
+            }
+            #expect(groups.count == expected, "\(wait)")
+        }
+        #expect(legacy.contains("TaskKindsScenarios.actorOuter"))
+
+        // debug=2: a block per task with what it waits on; each child names its group's task.
+        let text = try String(contentsOfFile: paths[2], encoding: .utf8)
+        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
+        #expect(blocks.count == kinds.count * count)
+        func header(_ block: String) -> Substring { block.prefix { $0 != "\n" } }
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on continuation]:") }.count == 3 * count)
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on sleep]:") }.count == count)
+        #expect(blocks.filter { header($0).contains("[runnable, waiting on actor 0x") }.count == count)
+        #expect(blocks.filter { header($0).contains("[suspended, waiting on task group 0x") }.count == count)
+        #expect(blocks.filter { header($0).contains(" \"sleep-7\" [suspended, waiting on sleep]:") }.count == 1)
+        // "task 0x<address> id <id> "<name>" […]:": a child's "child of task 0x… id …" is its group's.
+        var nameOfTask: [String: String] = [:]
+        for block in blocks {
+            let words = header(block).split(separator: " ")
+            if words.count > 4 { nameOfTask[words[1...3].joined(separator: " ")] = String(words[4]) }
+        }
+        var parented = 0
+        for block in blocks where header(block).contains("\"group-child-") {
+            guard let line = block.split(separator: "\n").first(where: { $0.hasPrefix("child of task 0x") }),
+                line.hasSuffix(" (task group)")
+            else { continue }
+            let words = line.split(separator: " ")
+            let parent = words[3...5].joined(separator: " ")
+            let child = header(block).split(separator: " ")[4].dropFirst("\"group-child-".count).dropLast()
+            if let value = Int(child), nameOfTask[parent] == "\"group-\((value - 9) / 9)\"" { parented += 1 }
+        }
+        #expect(parented == count)
+        // An awaiter names the task it awaits: continuation-i's.
+        var awaited = 0
+        for block in blocks where header(block).contains("\"awaiter-") {
+            let words = header(block).split(separator: " ")
+            guard let on = words.firstIndex(of: "on"), words.count > on + 3 else { continue }
+            let target = words[(on + 2)...(on + 4)].joined(separator: " ").replacingOccurrences(of: "]:", with: "")
+            let index = words[4].dropFirst("\"awaiter-".count).dropLast()
+            if nameOfTask[target] == "\"continuation-\(index)\"" { awaited += 1 }
+        }
+        #expect(awaited == count)
+
+        if let traces = try goToolTraces(paths[0]) {
+            #expect(traces.contains("TaskKindsScenarios.groupOuter"))
+        }
+    }
+}
+
+/// The status-record reader on records built in memory: each dependency kind, what it does with
+/// kinds it does not know, record locks, unreadable memory and a record that links to itself.
+@Suite struct TaskDumpRecordReaderTests {
+    /// Words of a record chain; record `i` starts at word `5 * i`.
+    final class Records {
+        let words: UnsafeMutablePointer<UInt>
+        init(_ count: Int) {
+            words = .allocate(capacity: 5 * count)
+            words.initialize(repeating: 0, count: 5 * count)
+        }
+        deinit { words.deallocate() }
+        func address(_ record: Int) -> UInt { UInt(bitPattern: words + 5 * record) }
+        func set(_ record: Int, kind: UInt, parent: UInt, _ fields: [UInt] = []) {
+            (words + 5 * record).pointee = kind
+            (words + 5 * record + 1).pointee = parent
+            for (index, field) in fields.enumerated() { (words + 5 * record + 2 + index).pointee = field }
+        }
+    }
+
+    @Test func readsEachDependencyKindFromTheInnermostRecord() {
+        let records = Records(3)
+        for (kind, expected) in [
+            (UInt(1), TaskDependency.task(0x1000)), (2, .continuation(0x1000)), (3, .group(0x1000)),
+            (4, .executor(identity: 0x1000, implementation: 0x2000)), (9, .unrecognized(9)),
+        ] {
+            // dependency -> cancellation notification (3) -> name (6)
+            records.set(0, kind: 0, parent: records.address(1), [0x1000, 0x2000, kind])
+            records.set(1, kind: 3, parent: records.address(2))
+            records.set(2, kind: 6, parent: 0)
+            let (dependency, kinds) = TaskRegistry.statusRecords(from: records.address(0))
+            #expect(dependency == expected)
+            #expect(kinds == [0, 3, 6])
+        }
+    }
+
+    @Test func aDependencyRecordCountsOnlyWhenInnermostButForARecordLock() {
+        let records = Records(3)
+        records.set(0, kind: 192, parent: records.address(1))
+        records.set(1, kind: 0, parent: records.address(2), [0x1000, 0, 2])
+        records.set(2, kind: 6, parent: 0)
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).0 == .continuation(0x1000))
+        // Behind another kind of record it is not the task's current wait.
+        records.set(0, kind: 3, parent: records.address(1))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).0 == .none)
+    }
+
+    @Test func unreadableOrLoopingChainsEndWithoutFaulting() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let guardPage = try #require(mmap(nil, page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(guardPage, page) }
+        let unreadable = UInt(bitPattern: guardPage)
+        #expect(TaskRegistry.statusRecords(from: unreadable) == (.none, []))
+        let records = Records(2)
+        // A readable record whose parent is unreadable: the walk stops there.
+        records.set(0, kind: 6, parent: unreadable)
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1 == [6])
+        // A dependency record whose fields are cut off by unreadable memory reads as none.
+        #expect(TaskRegistry.dependency(at: unreadable - 16) == .none)
+        // Records that link to each other end after a bounded number.
+        records.set(0, kind: 3, parent: records.address(1))
+        records.set(1, kind: 3, parent: records.address(0))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1.count == 32)
+        records.set(0, kind: 3, parent: records.address(0))
+        #expect(TaskRegistry.statusRecords(from: records.address(0)).1 == [3])
+    }
+}
+
+private func labelValue(_ key: String, _ labels: [ProfileData.Label]) -> String? {
+    labels.first { $0.key == key }?.string
 }

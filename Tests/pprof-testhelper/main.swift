@@ -18,6 +18,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "tasks-suspended": TaskScenarios.suspended,
     "tasks-churn": TaskScenarios.churn,
     "tasks-cost": TaskScenarios.cost,
+    "tasks-kinds": TaskKindsScenarios.run,
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,

@@ -201,9 +201,57 @@ private final class ImageSlot: Sendable {
     }
 }
 
-/// Demangles a Swift or C++ symbol; other names are returned unchanged.
+/// Demangles a Swift or C++ symbol; other names are returned unchanged. A Swift async function's
+/// funclets (`(1) suspend resume partial function for f()`, `(2) await resume partial function for
+/// f()`, mangled `…TY0_` / `…TQ1_`) are named as their function, `f()`: every frame of an async
+/// stack reads as the function it is in (the linker symbol still tells the funclets apart).
 package func demangle(_ name: String) -> String {
     if name.hasSuffix("@plt") { return demangle(String(name.dropLast(4))) + "@plt" }
+    if let function = asyncFuncletFunction(mangled: name) {
+        let base = demangleSymbol(function)
+        if base != function { return base }
+    }
+    return foldingAsyncFunclet(demangleSymbol(name))
+}
+
+/// `(1) await resume partial function for f()` → `f()`; likewise `suspend resume` and the
+/// unnumbered `resume partial function for`. Other names are returned unchanged.
+package func foldingAsyncFunclet(_ name: String) -> String {
+    var rest = Substring(name)
+    if rest.hasPrefix("("), let close = rest.firstIndex(of: ")"),
+        rest[rest.index(after: rest.startIndex)..<close].allSatisfy(\.isNumber),
+        rest[rest.index(after: close)...].hasPrefix(" ")
+    {
+        rest = rest[rest.index(close, offsetBy: 2)...]
+    }
+    for prefix in ["await resume partial function for ", "suspend resume partial function for "]
+    where rest.hasPrefix(prefix) {
+        return String(rest.dropFirst(prefix.utf8.count))
+    }
+    let plain = "resume partial function for "
+    if rest.hasPrefix(plain) { return String(rest.dropFirst(plain.utf8.count)) }
+    return name
+}
+
+/// The mangled name of the function a mangled funclet name (`…TY<n>_`, `…TQ<n>_`, `…TY_`,
+/// `…TQ_`) belongs to, or nil when `name` is no such funclet. A clone suffix LLVM put before the
+/// funclet's (`….37TQ0_`) goes too.
+func asyncFuncletFunction(mangled name: String) -> String? {
+    let bytes = Array(name.utf8)
+    guard bytes.count > 4, bytes.starts(with: "$s".utf8), bytes.last == UInt8(ascii: "_") else { return nil }
+    var index = bytes.count - 2
+    while index > 2, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index -= 1 }
+    guard index > 3, bytes[index] == UInt8(ascii: "Y") || bytes[index] == UInt8(ascii: "Q"),
+        bytes[index - 1] == UInt8(ascii: "T")
+    else { return nil }
+    var end = index - 1
+    var digits = end
+    while digits > 2, bytes[digits - 1] >= UInt8(ascii: "0"), bytes[digits - 1] <= UInt8(ascii: "9") { digits -= 1 }
+    if digits < end, digits > 3, bytes[digits - 1] == UInt8(ascii: ".") { end = digits - 1 }
+    return String(decoding: bytes[..<end], as: UTF8.self)
+}
+
+private func demangleSymbol(_ name: String) -> String {
     var bytes = name.utf8.makeIterator()
     let first = bytes.next()
     let second = bytes.next()

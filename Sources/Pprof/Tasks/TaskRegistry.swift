@@ -21,6 +21,12 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var consistent: Bool
     /// The name given with `Task(name:)` (SE-0469), nil when none (up to 255 bytes).
     package var name: String? = nil
+    /// What the task waits on, from its innermost status record.
+    package var dependency: TaskDependency = .none
+    /// The kinds of the task's status records, innermost first (for diagnostics).
+    package var recordKinds: [UInt8] = []
+    /// The parent task's address, for a child task (task group, async let); nil otherwise.
+    package var parent: UInt? = nil
 
     package var priority: UInt8 { UInt8(truncatingIfNeeded: jobFlags >> 8) }
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
@@ -38,6 +44,24 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var isEnqueued: Bool { statusFlags & 0x1000 != 0 }
     /// The task's current (possibly escalated) priority.
     package var currentPriority: UInt8 { UInt8(truncatingIfNeeded: statusFlags) }
+}
+
+/// What a suspended or enqueued task waits on: the runtime's `TaskDependencyStatusRecord`, the
+/// innermost status record of a task that has one (ActiveTaskStatus::HasTaskDependency).
+package enum TaskDependency: Sendable, Hashable {
+    /// No dependency record (running, just created, or a runtime that keeps none for this wait).
+    case none
+    /// Awaiting another task's value (`await task.value`, an `async let`): that task's address.
+    case task(UInt)
+    /// Suspended on a continuation (`withCheckedContinuation`, `Task.sleep`, `AsyncStream`…): the
+    /// continuation's context, which belongs to the task itself.
+    case continuation(UInt)
+    /// Awaiting a child of its task group (`next()`, `waitForAll()`): the group's address.
+    case group(UInt)
+    /// Enqueued on an executor, waiting to run: an actor's (identity non-zero) or the global one.
+    case executor(identity: UInt, implementation: UInt)
+    /// A dependency record of a kind this layout does not define: shown as unknown.
+    case unrecognized(UInt32)
 }
 
 /// Finds the process's live tasks, recorded by the `swift_task_create` hook in `PprofHooks`.
@@ -151,37 +175,132 @@ package enum TaskRegistry {
         var nameBuffer = [CChar](repeating: 0, count: 256)
         for (address, id) in zip(addresses, ids) {
             var raw = pp_task_snapshot()
-            let state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames))
+            var state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames))
             guard state != 0 else { continue }
-            result.append(
-                TaskSnapshot(
-                    address: address,
-                    id: UInt64(raw.id_high) << 32 | UInt64(raw.id_low),
-                    jobFlags: raw.job_flags,
-                    statusFlags: raw.status_flags,
-                    resumeAddresses: state == 1
-                        ? frames[0..<Int(raw.frame_count)].filter { !adapters.contains($0) } : [],
-                    consistent: state == 1,
-                    name: pp_task_read_name(address, id, &nameBuffer, nameBuffer.count) > 0
-                        ? String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                        : nil
-                )
+            var snapshot = TaskSnapshot(
+                address: address,
+                id: UInt64(raw.id_high) << 32 | UInt64(raw.id_low),
+                jobFlags: raw.job_flags,
+                statusFlags: raw.status_flags,
+                resumeAddresses: [],
+                consistent: false,
+                name: pp_task_read_name(address, id, &nameBuffer, nameBuffer.count) > 0
+                    ? String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    : nil
             )
+            if state == 1 {
+                (snapshot.dependency, snapshot.recordKinds) = statusRecords(from: raw.status_record)
+                if snapshot.isChildTask { snapshot.parent = TaskMemory.word(at: address &+ childFragmentOffset) }
+                // The records live in the task's allocator and go when it resumes: they count only
+                // if the task is the same, at the same place, with the same records, afterwards.
+                var again = pp_task_snapshot()
+                if pp_task_read(address, id, &again, nil, 0) != 1 || again.resume_task != raw.resume_task
+                    || again.resume_context != raw.resume_context || again.status_record != raw.status_record
+                    || again.status_flags != raw.status_flags
+                {
+                    state = 2
+                    snapshot.dependency = .none
+                    snapshot.parent = nil
+                }
+            }
+            if state == 1 {
+                snapshot.consistent = true
+                snapshot.resumeAddresses = frames[0..<Int(raw.frame_count)].filter { !adapters.contains($0) }
+            }
+            result.append(snapshot)
         }
         return result
     }
 
-    /// The function names of a task's async frames, innermost first, funclets folded to their
-    /// function. Resume addresses are funclet entry points, so they are looked up as they are.
-    package static func functionNames(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> [String] {
-        symbolizer.frames(at: task.resumeAddresses).map { frames in
-            frames.last.map { foldFuncletName($0.name) } ?? "?"
+    /// Status record kinds (`TaskStatusRecordKind`, layout version 1): records are `{flags (kind in
+    /// bits 0-7), parent record}` then the kind's own fields.
+    enum RecordKind {
+        static let dependency: UInt8 = 0
+        static let recordLock: UInt8 = 192
+    }
+
+    /// Where a child task's fragment starts (right after the AsyncTask), its first word the parent.
+    static let childFragmentOffset = expectedTaskSize
+
+    /// What the task waits on, from its status records starting at `record` (the innermost); every
+    /// read fault-tolerant. A `TaskDependencyStatusRecord` is `{flags, parent, DependentOn (a
+    /// pointer, or an executor's identity and implementation words), DependencyKind (32 bits)}`, and
+    /// is the innermost record but for a record lock.
+    static func statusRecords(from record: UInt) -> (TaskDependency, [UInt8]) {
+        var kinds: [UInt8] = []
+        var dependency = TaskDependency.none
+        var record = record
+        while record != 0, kinds.count < 32 {
+            guard let flags = TaskMemory.word(at: record), let parent = TaskMemory.word(at: record &+ 8) else { break }
+            let kind = UInt8(truncatingIfNeeded: flags)
+            if kind == RecordKind.dependency, kinds.allSatisfy({ $0 == RecordKind.recordLock }) {
+                dependency = Self.dependency(at: record)
+            }
+            kinds.append(kind)
+            if parent == record { break }
+            record = parent
+        }
+        return (dependency, kinds)
+    }
+
+    static func dependency(at record: UInt) -> TaskDependency {
+        guard let first = TaskMemory.word(at: record &+ 16), let second = TaskMemory.word(at: record &+ 24),
+            let kindWord = TaskMemory.word(at: record &+ 32)
+        else { return .none }
+        let kind = UInt32(truncatingIfNeeded: kindWord)
+        switch kind {
+        case 1: return .task(first)
+        case 2: return .continuation(first)
+        case 3: return .group(first)
+        case 4: return .executor(identity: first, implementation: second)
+        default: return .unrecognized(kind)
         }
     }
 
-    /// "(1) await resume partial function for f()" → "f()".
-    package static func foldFuncletName(_ name: String) -> String {
-        guard let range = name.range(of: " partial function for ") else { return name }
-        return String(name[range.upperBound...])
+    /// What the task waits on, a word: `continuation`, `sleep` (a continuation inside the runtime's
+    /// `Task.sleep`), `task`, `group`, `actor` (enqueued on an actor's or another serial executor),
+    /// `executor` (enqueued on the global executor, waiting for a thread), `unknown`.
+    package static func waitKind(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> String {
+        switch task.dependency {
+        case .continuation: return isSleeping(task, symbolizer: symbolizer) ? "sleep" : "continuation"
+        case .task: return "task"
+        case .group: return "group"
+        case .executor(let identity, _): return identity != 0 ? "actor" : "executor"
+        case .none, .unrecognized: return "unknown"
+        }
+    }
+
+    /// A continuation awaited by the concurrency library's own sleep: `Task.sleep(for:)` and
+    /// `Clock.sleep` end in `Task._sleep` (specialized per clock), innermost on the task;
+    /// `Task.sleep(nanoseconds:)` waits in itself.
+    static func isSleeping(_ task: TaskSnapshot, symbolizer: Symbolizer) -> Bool {
+        symbolizer.frames(at: Array(task.resumeAddresses.prefix(2))).contains { frames in
+            frames.contains { frame in
+                frame.name.contains("(extension in Swift):Swift.Task<")
+                    && (frame.name.contains("._sleep") || frame.name.contains(".sleep("))
+            }
+        }
+    }
+
+    /// What a child task belongs to: `task group`, `async let` or `task` (another structured
+    /// child); nil for a task without a parent.
+    package static func childKind(of task: TaskSnapshot) -> String? {
+        guard task.isChildTask else { return nil }
+        return task.isGroupChildTask ? "task group" : task.isAsyncLetTask ? "async let" : "task"
+    }
+
+    /// The function names of a task's async frames, innermost first (funclets are named as their
+    /// function by the symbolizer). Resume addresses are funclet entry points, so they are looked
+    /// up as they are.
+    package static func functionNames(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> [String] {
+        symbolizer.frames(at: task.resumeAddresses).map { frames in frames.last?.name ?? "?" }
+    }
+}
+
+/// Word reads of another task's memory that never fault (unreadable memory reads as nil).
+enum TaskMemory {
+    static func word(at address: UInt) -> UInt? {
+        var value: UInt = 0
+        return pp_safe_read_word(address, &value) != 0 ? value : nil
     }
 }

@@ -58,13 +58,18 @@ final class CPUSession: @unchecked Sendable {
     /// How often the reader looks for new and exited threads: every 20 ms after a change, backing
     /// off to every 100 ms while the set of threads stays the same (a listing of /proc/self/task
     /// costs tens of microseconds). With PprofHooks linked, new threads arm themselves as they
-    /// start, and the rescan (every 100 ms) only picks up threads created without pthread_create
-    /// and releases the sources of exited ones.
+    /// start (and a reused tid arrives as a new start), so the rescan only picks up threads
+    /// created without pthread_create and releases the sources of exited ones: once a second.
     static let fastRescanInterval: Int64 = 20_000_000
     static let slowRescanInterval: Int64 = 100_000_000
-    static let drainInterval: Int64 = 100_000_000
-    /// How often the start times of known threads are checked again (a tid reused by a new thread).
-    static let verifyInterval: Int64 = 1_000_000_000
+    static let hookedRescanInterval: Int64 = 1_000_000_000
+    /// How often the rings are emptied: every 100 ms, or every 400 ms at rates up to 100 Hz,
+    /// where the smallest ring (4,096 words) still holds two intervals of a busy thread's
+    /// samples. Each wake-up of the reader costs a continuous profiler its share of a core.
+    static func drainInterval(rate: Int) -> Int64 { rate <= 100 ? 400_000_000 : 100_000_000 }
+    /// How often the start times of known threads are checked again (a tid reused by a new
+    /// thread); with the hooks a reused tid is announced by its start, so only every 10 s.
+    static func verifyInterval(hooked: Bool) -> Int64 { hooked ? 10_000_000_000 : 1_000_000_000 }
     /// How long `stop` waits for signal handlers in flight to finish.
     static let quiesceMilliseconds: Int32 = 2_000
 
@@ -163,7 +168,7 @@ final class CPUSession: @unchecked Sendable {
     /// Words per ring: room for two drain intervals of one thread sampled at `rate` with stacks
     /// of about 48 words. Pages are committed only as rings fill.
     private static func ringWords(rate: Int) -> UInt32 {
-        let words = Double(rate) * (Double(drainInterval) / 1e9) * 48 * 2
+        let words = Double(rate) * (Double(drainInterval(rate: rate)) / 1e9) * 48 * 2
         return UInt32(min(max(words, 4096), Double(1 << 24)))
     }
 
@@ -299,31 +304,37 @@ final class CPUSession: @unchecked Sendable {
         ready.signal()
 
         let hooked = pp_thread_events_hooked() != 0
-        var rescanInterval = hooked ? CPUSession.slowRescanInterval : CPUSession.fastRescanInterval
+        let drainInterval = CPUSession.drainInterval(rate: rate)
+        let verifyInterval = CPUSession.verifyInterval(hooked: hooked)
+        let settledRescanInterval = hooked ? CPUSession.hookedRescanInterval : CPUSession.slowRescanInterval
+        var rescanInterval = hooked ? settledRescanInterval : CPUSession.fastRescanInterval
         var unchangedRescans = 0
-        var nextDrain = monotonicNanos() + CPUSession.drainInterval
-        var nextVerify = monotonicNanos() + CPUSession.verifyInterval
+        var nextDrain = monotonicNanos() + drainInterval
+        var nextRescan = monotonicNanos() + rescanInterval
+        var nextVerify = monotonicNanos() + verifyInterval
         while !stopRequested.load(ordering: .acquiring) {
-            _ = wake.wait(timeout: .now() + .nanoseconds(Int(rescanInterval)))
+            // One wake-up serves whichever of draining and rescanning is due first.
+            let now = monotonicNanos()
+            let sleep = max(0, min(nextDrain, perThreadSources ? nextRescan : nextDrain) - now)
+            _ = wake.wait(timeout: .now() + .nanoseconds(Int(sleep)))
             handOverWindow()
             if stopRequested.load(ordering: .acquiring) { break }
-            let now = monotonicNanos()
-            if perThreadSources {
-                let verify = now >= nextVerify
-                if verify { nextVerify = now + CPUSession.verifyInterval }
+            let woke = monotonicNanos()
+            if perThreadSources && woke >= nextRescan {
+                let verify = woke >= nextVerify
+                if verify { nextVerify = woke + verifyInterval }
                 if rescan(verifyStartTimes: verify) {
                     unchangedRescans = 0
                     if !hooked { rescanInterval = CPUSession.fastRescanInterval }
                 } else {
                     unchangedRescans += 1
-                    if unchangedRescans >= 5 { rescanInterval = CPUSession.slowRescanInterval }
+                    if unchangedRescans >= 5 { rescanInterval = settledRescanInterval }
                 }
-            } else {
-                rescanInterval = CPUSession.drainInterval
+                nextRescan = woke + rescanInterval
             }
-            if now >= nextDrain {
+            if woke >= nextDrain {
                 drain()
-                nextDrain = now + CPUSession.drainInterval
+                nextDrain = woke + drainInterval
             }
         }
         outcome = Result { try stopSampling() }

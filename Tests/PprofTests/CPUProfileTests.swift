@@ -86,8 +86,9 @@ struct CPUProfileTests {
             let end = previous.data.timeNanos + previous.data.durationNanos
             #expect(abs(next.data.timeNanos - end) < 5_000_000, "gap of \(next.data.timeNanos - end) ns")
         }
+        // Windows of 1 s each, give or take a late cut: the cutter writes each closed window itself.
         for profile in profiles {
-            #expect(profile.data.durationNanos > 700_000_000)
+            #expect(profile.data.durationNanos > 500_000_000, "\(profiles.map(\.data.durationNanos))")
             #expect(
                 profile.data.samples.contains { profile.functionNames(of: $0).contains { $0.contains("burnUntil") } }
             )

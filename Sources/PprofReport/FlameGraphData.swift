@@ -8,7 +8,7 @@ import Pprof
 /// ```json
 /// {"version":1, "header":["Type: cpu", …], "sampleTypes":[{"type":"cpu","unit":"nanoseconds"}],
 ///  "defaultIndex":0, "durationNanos":…, "totals":[…], "names":["root", "main", …],
-///  "parent":[-1,0,…], "name":[0,1,…], "self":[[…per node…], …per sample type…],
+///  "parentOffset":[0,1,1,…], "name":[0,1,…], "self":[[…per node…], …per sample type…],
 ///  "baseSelf":[[…]] (a diff only), "labels":{"route":["/search", …]}, "labelsTruncated":false,
 ///  "filters":["tagfocus=route=/search"]}
 /// ```
@@ -64,8 +64,9 @@ public enum FlameGraphData {
         out.integers(totals)
         out.raw(",\"names\":")
         out.strings(tree.names)
-        out.raw(",\"parent\":")
-        out.integers(tree.parent)
+        // Node n's parent is n - parentOffset[n] (0 for the root): mostly 1, one digit each.
+        out.raw(",\"parentOffset\":")
+        out.integers(tree.parent.enumerated().map { $0.offset == 0 ? 0 : Int32($0.offset) - $0.element })
         out.raw(",\"name\":")
         out.integers(tree.nameOfNode)
         out.raw(",\"self\":")
@@ -96,9 +97,12 @@ public enum FlameGraphData {
         var lists: [[String]] = []
         var sets: [Set<String>] = []
         var truncated = false
-        var previous: [ProfileData.Label]?
-        for sample in profile.samples where sample.labels != previous {
-            previous = sample.labels
+        // Decoded samples with equal labels share storage (`ProfileData(decoding:)`): a set seen
+        // before is skipped by its address; equal sets elsewhere are only looked at again.
+        var seen = Set<UnsafeRawPointer>()
+        for sample in profile.samples {
+            let storage = sample.labels.withUnsafeBufferPointer { $0.baseAddress.map(UnsafeRawPointer.init) }
+            guard let storage, seen.insert(storage).inserted else { continue }
             for label in sample.labels {
                 guard let value = label.string else { continue }
                 let slot: Int
@@ -133,6 +137,9 @@ struct CallTree {
     private(set) var parent: [Int32] = [-1]
     private(set) var nameOfNode: [Int32] = [0]
     private var nameIndex: [String: Int32] = ["root": 0]
+    private var firstChild: [Int32] = [-1]
+    private var nextSibling: [Int32] = [-1]
+    private var childCount: [Int32] = [0]
     private var children = ChildTable()
     private let typeCount: Int
     /// Each sample's leaf node and values (`typeCount` per sample), summed per node at the end:
@@ -221,13 +228,50 @@ struct CallTree {
         return new
     }
 
+    /// A node's children are a list (first child, next sibling): most nodes have one or two, and
+    /// the first is usually the node created right after it, so the walk stays in cache. A node
+    /// with many children also gets them in `children`, a hash table.
     private mutating func child(of node: Int32, named name: Int32) -> Int32 {
-        let key = UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name))
+        let index = Int(node)
+        if childCount[index] > Self.listedChildren {
+            let new = Int32(parent.count)
+            let found = children.findOrInsert(
+                UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: name)),
+                new
+            )
+            if found != new { return found }
+            return append(node, name)
+        }
+        var candidate = firstChild[index]
+        while candidate >= 0 {
+            if nameOfNode[Int(candidate)] == name { return candidate }
+            candidate = nextSibling[Int(candidate)]
+        }
+        let new = append(node, name)
+        nextSibling[Int(new)] = firstChild[index]
+        firstChild[index] = new
+        childCount[index] += 1
+        if childCount[index] > Self.listedChildren {
+            // From now on this node's children are found by hashing.
+            var listed = firstChild[index]
+            while listed >= 0 {
+                let key = UInt64(UInt32(bitPattern: node)) << 32 | UInt64(UInt32(bitPattern: nameOfNode[Int(listed)]))
+                _ = children.findOrInsert(key, listed)
+                listed = nextSibling[Int(listed)]
+            }
+        }
+        return new
+    }
+
+    private static let listedChildren: Int32 = 8
+
+    private mutating func append(_ node: Int32, _ name: Int32) -> Int32 {
         let new = Int32(parent.count)
-        let found = children.findOrInsert(key, new)
-        if found != new { return found }
         parent.append(node)
         nameOfNode.append(name)
+        firstChild.append(-1)
+        nextSibling.append(-1)
+        childCount.append(0)
         return new
     }
 }

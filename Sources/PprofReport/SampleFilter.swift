@@ -58,10 +58,15 @@ public struct SampleFilter {
             return result
         }
 
-        // Regular expressions are slow next to hashing: each distinct label set is judged once.
+        // Regular expressions are slow next to hashing: each label set is judged once, found by
+        // its storage (decoded samples with equal labels share it) or else by its contents.
         var labelVerdicts: [[ProfileData.Label]: Bool] = [:]
+        var verdictsByStorage: [UnsafeRawPointer: Bool] = [:]
         func labelsPass(_ labels: [ProfileData.Label]) -> Bool {
             if tagFocus == nil && tagIgnore == nil { return true }
+            let storage = labels.withUnsafeBufferPointer { $0.baseAddress.map(UnsafeRawPointer.init) }
+            if let storage, let known = verdictsByStorage[storage] { return known }
+            defer { if let storage { verdictsByStorage[storage] = labelVerdicts[labels] } }
             if let known = labelVerdicts[labels] { return known }
             var pass = true
             if let tagFocus, !tagFocus.matches(labels) { pass = false }

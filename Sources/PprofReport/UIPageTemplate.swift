@@ -86,7 +86,9 @@ extension UIPage {
 
         // ---- the data: totals per node from the self values (children follow their parents)
         function prepare(d) {
-          const n = d.parent.length, parent = Int32Array.from(d.parent), name = Int32Array.from(d.name);
+          const n = d.parentOffset.length, parent = new Int32Array(n), name = Int32Array.from(d.name);
+          parent[0] = -1;
+          for (let i = 1; i < n; i++) parent[i] = i - d.parentOffset[i];
           const totals = arr => arr.map(self => {
             const t = Float64Array.from(self);
             for (let i = n - 1; i > 0; i--) t[parent[i]] += t[i];

@@ -107,7 +107,8 @@ struct ViewerTree {
     init(json: [UInt8]) throws {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json)) as? [String: Any])
         names = try #require(object["names"] as? [String])
-        parent = try #require(object["parent"] as? [Int])
+        let offsets = try #require(object["parentOffset"] as? [Int])
+        parent = offsets.enumerated().map { $0.offset == 0 ? -1 : $0.offset - $0.element }
         name = try #require(object["name"] as? [Int])
         selfValues = try #require(object["self"] as? [[NSNumber]]).map { $0.map(\.int64Value) }
         baseSelf = (object["baseSelf"] as? [[NSNumber]])?.map { $0.map(\.int64Value) }

@@ -132,7 +132,7 @@ private struct WireReader {
 }
 
 private enum ProfileDecoder {
-    struct RawLabel {
+    struct RawLabel: Hashable {
         var key: Int64 = 0
         var string: Int64 = 0
         var number: Int64 = 0
@@ -244,6 +244,9 @@ private enum ProfileDecoder {
             throw PprofError.malformedProfile("samples without sample types")
         }
         profile.samples.reserveCapacity(samples.count)
+        // Samples with the same labels share one array: a CPU profile has few label sets over
+        // many samples, and readers can tell a set they have seen by its storage.
+        var labelSets: [[RawLabel]: [ProfileData.Label]] = [:]
         for raw in samples {
             guard raw.values.count == sampleTypes.count else {
                 throw PprofError.malformedProfile(
@@ -251,7 +254,9 @@ private enum ProfileDecoder {
                 )
             }
             var labels: [ProfileData.Label] = []
-            if !raw.labels.isEmpty {
+            if let known = labelSets[raw.labels] {
+                labels = known
+            } else if !raw.labels.isEmpty {
                 labels.reserveCapacity(raw.labels.count)
                 for label in raw.labels {
                     // As google/pprof reads it: a string index makes a string label, a number or a
@@ -265,6 +270,7 @@ private enum ProfileDecoder {
                         _ = try string(label.key)
                     }
                 }
+                labelSets[raw.labels] = labels
             }
             profile.samples.append(.init(locationIDs: raw.locationIDs, values: raw.values, labels: labels))
         }

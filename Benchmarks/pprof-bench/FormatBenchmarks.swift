@@ -21,7 +21,7 @@ enum FormatBenchmarks {
         // Real code addresses of this process, spread over the executable and the big libraries.
         let libraries = ["", "/libswiftCore.so", "/libFoundation.so", "/libFoundationEssentials.so", "/libc.so.6"]
         let pool = FormatBenchmarkSupport.codeAddresses(count: 15_000, imageSuffixes: libraries, seed: 1)
-        var rng = BenchmarkRandom(seed: 2)
+        var rng = SplitMix64(seed: 2)
         let shuffled = pool.shuffled(using: &rng)
 
         // Stacks shaped like a call tree: few distinct frames near the root, many near the leaves.
@@ -239,17 +239,4 @@ enum FormatBenchmarks {
 final class CountingSink: ProfileSink, @unchecked Sendable {
     private(set) var count = 0
     func write(_ bytes: UnsafeRawBufferPointer) throws { count += bytes.count }
-}
-
-/// SplitMix64, for reproducible synthetic stacks.
-struct BenchmarkRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
 }

@@ -213,6 +213,12 @@ public final class PprofHandler: Sendable {
 
     // MARK: Responses shared by the endpoints
 
+    /// An error response, as the failure of a `Result` (a step that either gives a value or
+    /// answers the request).
+    struct ErrorResponse: Error {
+        var response: Response
+    }
+
     /// Go's `serveError`: plain text, `X-Go-Pprof: 1` (so `go tool pprof` shows the message), the
     /// message and a newline.
     static func error(_ status: Int, _ message: String) -> Response {

@@ -90,11 +90,6 @@ extension PprofHandler {
         }
     }
 
-    /// An error response, as the failure of a `Result`.
-    struct ErrorResponse: Error {
-        var response: Response
-    }
-
     /// The profile the viewer asked for, and its base for a diff.
     private func viewerProfiles(
         _ name: String,

@@ -133,10 +133,10 @@ public enum FlameGraphData {
 /// The call tree of one or two profiles (a diff's base on the same nodes): a node per distinct
 /// path of function names from the root.
 struct CallTree {
-    private(set) var names = ["root"]
+    var names: [String] { nameTable.names }
     private(set) var parent: [Int32] = [-1]
     private(set) var nameOfNode: [Int32] = [0]
-    private var nameIndex: [String: Int32] = ["root": 0]
+    private var nameTable = NameTable(["root"])
     private var firstChild: [Int32] = [-1]
     private var nextSibling: [Int32] = [-1]
     private var childCount: [Int32] = [0]
@@ -199,7 +199,7 @@ struct CallTree {
                     }
                     let frames = locationNames.frames(of: id).names
                     while globalName.count < locationNames.names.count {
-                        globalName.append(internName(locationNames.names[globalName.count]))
+                        globalName.append(nameTable.intern(locationNames.names[globalName.count]))
                     }
                     if frames.count == 1, id < UInt64(singleName.count) {
                         singleName[Int(id)] = globalName[Int(frames[0])]
@@ -218,14 +218,6 @@ struct CallTree {
                 leafValues.append(contentsOf: sample.values)
             }
         }
-    }
-
-    private mutating func internName(_ name: String) -> Int32 {
-        if let known = nameIndex[name] { return known }
-        let new = Int32(names.count)
-        names.append(name)
-        nameIndex[name] = new
-        return new
     }
 
     /// A node's children are a list (first child, next sibling): most nodes have one or two, and

@@ -1,12 +1,30 @@
 import Pprof
 
+/// Strings numbered in the order they first come, each once.
+struct NameTable {
+    private(set) var names: [String] = []
+    private var index: [String: Int32] = [:]
+
+    init(_ first: [String] = []) {
+        for name in first { _ = intern(name) }
+    }
+
+    mutating func intern(_ name: String) -> Int32 {
+        if let known = index[name] { return known }
+        let new = Int32(names.count)
+        names.append(name)
+        index[name] = new
+        return new
+    }
+}
+
 /// The function names of a profile's locations, interned: each location's frames (inlined first,
 /// as pprof lists them) as indices into `names`, looked up once per location.
 struct LocationNames {
     /// Node names; a location without symbols is named by its mapping's file (`[libc.so.6]`), as
     /// google/pprof names a node that has only an object file.
-    private(set) var names: [String] = []
-    private var nameIndex: [String: Int32] = [:]
+    var names: [String] { table.names }
+    private var table = NameTable()
     /// Each location's frames, by location id when ids are dense (as in profiles we write),
     /// else in `sparseCache`.
     private var denseCache: [Frames?] = []
@@ -43,27 +61,19 @@ struct LocationNames {
         if let location = locations[id] {
             for (position, line) in location.lines.enumerated() {
                 let name = functionNames[line.functionID] ?? ""
-                frames.names.append(index(of: name.isEmpty ? objectName(location) : name))
+                frames.names.append(table.intern(name.isEmpty ? objectName(location) : name))
                 frames.inlined.append(position < location.lines.count - 1)
             }
             if frames.names.isEmpty {
-                frames.names.append(index(of: objectName(location)))
+                frames.names.append(table.intern(objectName(location)))
                 frames.inlined.append(false)
             }
         } else {
-            frames.names.append(index(of: "<unknown>"))
+            frames.names.append(table.intern("<unknown>"))
             frames.inlined.append(false)
         }
         if dense { denseCache[Int(id)] = frames } else { sparseCache[id] = frames }
         return frames
-    }
-
-    private mutating func index(of name: String) -> Int32 {
-        if let known = nameIndex[name] { return known }
-        let new = Int32(names.count)
-        names.append(name)
-        nameIndex[name] = new
-        return new
     }
 
     private func objectName(_ location: ProfileData.Location) -> String {

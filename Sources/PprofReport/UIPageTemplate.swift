@@ -82,6 +82,8 @@ extension UIPage {
           const x = v / s[0];
           return (Number.isInteger(x) ? String(x) : x.toFixed(Math.abs(x) < 10 ? 2 : 1)) + s[1];
         }
+        // A regular expression matching `text` as it is.
+        const literal = text => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
         const pct = (v, t) => t ? (100 * v / t).toFixed(2) + "%" : "0%";
 
         // ---- the data: totals per node from the self values (children follow their parents)
@@ -298,7 +300,7 @@ extension UIPage {
           if ($("seconds").value.trim()) q.set("seconds", $("seconds").value.trim());
           if ($("diff").checked) q.set("diff", "1");
           const lab = $("label").value;
-          if (lab) q.set($("labelmode").value, lab.replace(/=.*/, "") + "=^" + lab.replace(/^[^=]*=/, "").replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$");
+          if (lab) q.set($("labelmode").value, lab.replace(/=.*/, "") + "=^" + literal(lab.replace(/^[^=]*=/, "")) + "$");
           if ($("focus").value) q.set("focus", $("focus").value);
           if ($("ignore").value) q.set("ignore", $("ignore").value);
           return q;
@@ -364,7 +366,7 @@ extension UIPage {
           $("search").value = text;
           if (!text) S.search = null;
           else {
-            try { S.search = new RegExp(text); } catch (e) { S.search = new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")); }
+            try { S.search = new RegExp(text); } catch (e) { S.search = new RegExp(literal(text)); }
           }
           draw();
         }
@@ -395,7 +397,7 @@ extension UIPage {
         document.addEventListener("keydown", ev => { if (ev.key === "Escape") { S.zoom = 0; draw(); } });
         for (const th of document.querySelectorAll("th[data-k]"))
           th.addEventListener("click", () => { S.sort = th.dataset.k === "flat" ? "default" : th.dataset.k; table(); });
-        $("top").addEventListener("click", ev => { const tr = ev.target.closest("tr"); if (tr && tr.dataset.name) setSearch("^" + tr.dataset.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "$"); });
+        $("top").addEventListener("click", ev => { const tr = ev.target.closest("tr"); if (tr && tr.dataset.name) setSearch("^" + literal(tr.dataset.name) + "$"); });
         addEventListener("resize", () => { if (S.data) draw(); });
 
         // ---- the browser tests' hook: #test=<JSON steps>; results go to #pprof-test

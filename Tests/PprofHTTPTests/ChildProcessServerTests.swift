@@ -139,5 +139,19 @@ import Testing
 
         let index = try await RawHTTPClient.fetch(port: child.port, "/debug/pprof/")
         #expect(index.text.contains("./delta_heap?debug=1"))
+
+        if GoPprof.isAvailable {
+            // Block events are where the waiter waited; mutex events where the holder unlocked.
+            for (name, site) in [("delta_block", "contendedWaitSite"), ("delta_mutex", "startContention")] {
+                let top = try await GoPprof.run(["-top", "http://127.0.0.1:\(child.port)/debug/pprof/\(name)"])
+                #expect(top.status == 0, "\(name): \(top.stderr)")
+                #expect(top.stdout.contains(site), "\(name): \(top.stdout)")
+            }
+            let heapTop = try await GoPprof.run([
+                "-top", "-sample_index=inuse_space", "http://127.0.0.1:\(child.port)/debug/pprof/delta_heap",
+            ])
+            #expect(heapTop.status == 0, "\(heapTop.stderr)")
+            #expect(heapTop.stdout.contains("retainHeapForProfiling"), "\(heapTop.stdout)")
+        }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Pprof
+@_spi(Benchmarks) import Pprof
 import PprofReport
 import Testing
 
@@ -22,11 +22,9 @@ import Testing
         ((report["shares"] as? [String: Any])?[name] as? NSNumber)?.doubleValue ?? -1
     }
 
-    @Test func flameGraphSearchZoomSampleTypeAndDiffOfTheHeap() async throws {
-        guard Chromium.isAvailable else {
-            print("skipped: no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-            return
-        }
+    @Test(.enabled(if: Chromium.isAvailable, Chromium.absent)) func flameGraphSearchZoomSampleTypeAndDiffOfTheHeap()
+        async throws
+    {
         let child = try await ServerProcess.launch(["--viewer"])
         defer { child.stopInBackground() }
         // The heap grows a little all the time (growHeapForDiff): the page's shares must lie
@@ -122,11 +120,9 @@ import Testing
         #expect(size > 10_000, "a screenshot of a drawn flame graph is more than a blank page")
     }
 
-    @Test func theLabelFilterKeepsOnlyTheLabelledThreads() async throws {
-        guard Chromium.isAvailable else {
-            print("skipped: no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-            return
-        }
+    @Test(.enabled(if: Chromium.isAvailable, Chromium.absent)) func theLabelFilterKeepsOnlyTheLabelledThreads()
+        async throws
+    {
         let child = try await ServerProcess.launch(["--viewer"])
         defer { child.stopInBackground() }
         let threads = try ProfileData(
@@ -155,11 +151,9 @@ import Testing
 
     /// The whole top table of a 100,000-sample profile over 10,000 stacks, offline (`pprof flame`'s
     /// page), against go tool pprof's arithmetic; and how long the page takes to draw it.
-    @Test func aLargeProfileDrawsAndItsTopTableIsExact() async throws {
-        guard Chromium.isAvailable else {
-            print("skipped: no chromium on PATH (apt-get install chromium; .ci/run installs it)")
-            return
-        }
+    @Test(.enabled(if: Chromium.isAvailable, Chromium.absent)) func aLargeProfileDrawsAndItsTopTableIsExact()
+        async throws
+    {
         let profile = SyntheticProfile.make(samples: 100_000, stacks: 10_000, functions: 3_000)
         let json = try FlameGraphData.json(profile)
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pprof-flame-\(UUID()).html")
@@ -211,7 +205,7 @@ struct HeapShares {
 /// function names, values 1–5 and 10 ms per count, with route labels: the viewer's large case.
 enum SyntheticProfile {
     static func make(samples: Int, stacks: Int, functions: Int) -> ProfileData {
-        var rng = SplitMix(seed: 7)
+        var rng = SplitMix64(seed: 7)
         var profile = ProfileData()
         profile.sampleTypes = [.init(type: "samples", unit: "count"), .init(type: "cpu", unit: "nanoseconds")]
         profile.mappings = []
@@ -251,15 +245,4 @@ enum SyntheticProfile {
         return profile
     }
 
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 }

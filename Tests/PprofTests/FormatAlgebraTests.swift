@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Pprof
+@_spi(Benchmarks) @testable import Pprof
 
 /// `scaled(by:)`, `ProfileData(merging:)`, `delta(since:)` and the query helpers, checked by hand
 /// and against google/pprof's own Merge (through `go tool pprof -proto`).
@@ -61,7 +61,7 @@ import Testing
             return builder.build()
         }
 
-        static func randomSamples(_ rng: inout SeededGenerator, count: Int) -> [(
+        static func randomSamples(_ rng: inout SplitMix64, count: Int) -> [(
             stack: [Int], values: [Int64], labels: [ProfileData.Label]
         )] {
             (0..<count).map { _ in
@@ -229,7 +229,7 @@ import Testing
     }
 
     @Test func mergeOfOneIsItsOwnCompaction() throws {
-        var rng = SeededGenerator(seed: 8)
+        var rng = SplitMix64(seed: 8)
         let profile = Program.profile(shift: 0, samples: Program.randomSamples(&rng, count: 60))
         let compacted = try ProfileData(merging: [profile])
         #expect(Self.readings(compacted) == Self.readings(try ProfileData(merging: [compacted])))
@@ -262,7 +262,7 @@ import Testing
 
     @Test(.enabled(if: GoTool.isAvailable, "needs the go toolchain"))
     func mergeAndDeltaAgreeWithGooglePprof() throws {
-        var rng = SeededGenerator(seed: 31)
+        var rng = SplitMix64(seed: 31)
         for round in 0..<3 {
             let a = Program.profile(shift: 0, samples: Program.randomSamples(&rng, count: 80), timeNanos: 1_000)
             let b = Program.profile(shift: 0x30000, samples: Program.randomSamples(&rng, count: 80), timeNanos: 2_000)

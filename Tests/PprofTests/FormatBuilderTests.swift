@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import Pprof
+@_spi(Benchmarks) @testable import Pprof
 
 /// `ProfileBuilder`: locations, lines, functions, mappings and their flags.
 @Suite struct FormatBuilderTests {
@@ -84,7 +84,7 @@ import Testing
     }
 
     @Test func addressTableAgreesWithADictionary() {
-        var rng = SeededGenerator(seed: 3)
+        var rng = SplitMix64(seed: 3)
         var table = AddressTable(capacity: 4)
         var reference: [UInt: UInt64] = [:]
         for step in 0..<20_000 {
@@ -148,7 +148,7 @@ import Testing
     }
 
     @Test func mappingLookupAgreesWithALinearScan() {
-        var rng = SeededGenerator(seed: 11)
+        var rng = SplitMix64(seed: 11)
         var text = ""
         var ranges: [Range<UInt64>] = []
         var start: UInt64 = 0x10000

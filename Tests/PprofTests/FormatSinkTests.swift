@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import Pprof
+@_spi(Benchmarks) @testable import Pprof
 
 /// Sinks: what reaches them, and what happens when one fails part-way.
 @Suite struct FormatSinkTests {
@@ -35,7 +35,7 @@ import Testing
 
     /// A profile big enough for many chunks even compressed.
     static let bigProfile: ProfileData = {
-        var rng = SeededGenerator(seed: 5)
+        var rng = SplitMix64(seed: 5)
         var profile = ProfileData(sampleTypes: [.init(type: "samples", unit: "count")])
         profile.locations = (1...20_000).map {
             .init(id: UInt64($0), mappingID: 0, address: UInt64.random(in: 0...UInt64.max, using: &rng), lines: [])

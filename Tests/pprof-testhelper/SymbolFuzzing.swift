@@ -1,5 +1,5 @@
 import Foundation
-import Pprof
+@_spi(Benchmarks) import Pprof
 
 /// Corrupts an ELF file in the ways real damage and hostile input take — truncation, random bytes
 /// in the headers, symbol tables and DWARF sections, lying compression headers — and symbolizes
@@ -13,7 +13,7 @@ enum SymbolFuzzing {
     }
 
     static func run(original: [UInt8], seed: UInt64, iterations: Int) throws -> String {
-        var random = SplitMixRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let sections = sectionHeaders(original)
         let debug = sections.filter { $0.name.hasPrefix(".debug") || $0.name.hasPrefix(".zdebug") }
         let symbols = sections.filter {
@@ -119,17 +119,5 @@ enum SymbolFuzzing {
             throw ScenarioError.usage("cannot write \(path)")
         }
         return path
-    }
-}
-
-struct SplitMixRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -16,14 +16,8 @@
             suffix.isEmpty ? images.first(where: \.isMainExecutable) : images.first { $0.path.hasSuffix(suffix) }
         }
         let probe = Symbolizer()
-        var state = seed
-        func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
+        var random = SplitMix64(seed: seed)
+        func next() -> UInt64 { random.next() }
         var result = Set<UInt>()
         let perImage = max(1, count / max(1, chosen.count))
         for image in chosen {
@@ -72,5 +66,22 @@
     /// gzip at Go's level (1) of bytes already in memory.
     public static func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
         try Zlib.gzip(bytes)
+    }
+}
+
+/// SplitMix64: a small, fast, seedable generator, so the benchmarks' and tests' random inputs are
+/// the same on every run.
+@_spi(Benchmarks)
+public struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 }

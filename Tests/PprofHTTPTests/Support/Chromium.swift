@@ -14,6 +14,8 @@ enum Chromium {
     }()
 
     static var isAvailable: Bool { path != nil }
+    /// Why a browser test was skipped.
+    static let absent: Comment = "no chromium on PATH (apt-get install chromium; .ci/run installs it)"
 
     struct Failure: Error, CustomStringConvertible {
         var description: String

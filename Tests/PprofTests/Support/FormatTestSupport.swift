@@ -1,28 +1,11 @@
 import Foundation
 
-@testable import Pprof
-
-/// A small, fast, seedable generator (SplitMix64) so random tests are reproducible.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
+@_spi(Benchmarks) @testable import Pprof
 
 /// Random profiles that exercise every field of the format.
 enum RandomProfiles {
     /// Strings of every kind the table must carry: empty, ASCII, long, and non-ASCII.
-    static func string(_ rng: inout SeededGenerator, allowEmpty: Bool = true) -> String {
+    static func string(_ rng: inout SplitMix64, allowEmpty: Bool = true) -> String {
         let pool = [
             "main", "Swift.Array.append(_:)", "/src/app/main.swift", "ñandú", "函数", "emoji 🦊 name",
             "tab\there", "quote\"and\\slash", String(repeating: "x", count: 300), "$s4main3fooyyF",
@@ -34,7 +17,7 @@ enum RandomProfiles {
         return result
     }
 
-    static func interestingInt64(_ rng: inout SeededGenerator) -> Int64 {
+    static func interestingInt64(_ rng: inout SplitMix64) -> Int64 {
         switch Int.random(in: 0..<6, using: &rng) {
         case 0: return 0
         case 1: return [Int64.max, Int64.min, -1, 1, 127, 128, 16383, 16384].randomElement(using: &rng)!
@@ -43,12 +26,12 @@ enum RandomProfiles {
         }
     }
 
-    static func interestingUInt64(_ rng: inout SeededGenerator) -> UInt64 {
+    static func interestingUInt64(_ rng: inout SplitMix64) -> UInt64 {
         UInt64(bitPattern: interestingInt64(&rng))
     }
 
     /// Distinct nonzero IDs: dense (1…n, as writers usually make them) or scattered.
-    static func ids(_ count: Int, _ rng: inout SeededGenerator) -> [UInt64] {
+    static func ids(_ count: Int, _ rng: inout SplitMix64) -> [UInt64] {
         if Bool.random(using: &rng) { return (0..<count).map { UInt64($0 + 1) } }
         var seen = Set<UInt64>()
         var result: [UInt64] = []
@@ -60,7 +43,7 @@ enum RandomProfiles {
     }
 
     static func profile(seed: UInt64) -> ProfileData {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var profile = ProfileData()
         let typeCount = Int.random(in: 1...4, using: &rng)
         profile.sampleTypes = (0..<typeCount).map { _ in
@@ -132,7 +115,7 @@ enum RandomProfiles {
         return profile
     }
 
-    static func label(_ rng: inout SeededGenerator) -> ProfileData.Label {
+    static func label(_ rng: inout SplitMix64) -> ProfileData.Label {
         switch Int.random(in: 0..<4, using: &rng) {
         case 0: return ProfileData.Label(key: string(&rng), string: string(&rng))
         case 1: return ProfileData.Label(key: string(&rng), number: interestingInt64(&rng))

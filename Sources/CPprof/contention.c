@@ -8,6 +8,7 @@
 // pp_waiter_table_create/destroy.
 #include "pp_contention.h"
 
+#include "pp_profiler_work.h"
 #include "pp_unwind.h"
 
 #include <pthread.h>
@@ -175,7 +176,7 @@ FRAME_KEEPING void pp_contention_block_event(int64_t delay, int skip) {
     int64_t rate = pp_contention_block_rate();
     pp_contention_profile *profile = pp_contention_profile_get(PP_CONTENTION_BLOCK);
     int64_t scaled_count, scaled_delay;
-    if (rate <= 0 || !profile) return;
+    if (rate <= 0 || !profile || pp_profiler_work_active()) return;
     // Only events shorter than the rate need a random number.
     uint64_t random = delay < rate ? next_random() : 0;
     if (!pp_block_sample(delay, rate, random, &scaled_count, &scaled_delay)) return;
@@ -186,7 +187,7 @@ FRAME_KEEPING void pp_contention_mutex_event(int64_t delay, int skip) {
     int64_t fraction = pp_contention_mutex_fraction();
     pp_contention_profile *profile = pp_contention_profile_get(PP_CONTENTION_MUTEX);
     int64_t scaled_count, scaled_delay;
-    if (fraction <= 0 || !profile) return;
+    if (fraction <= 0 || !profile || pp_profiler_work_active()) return;
     uint64_t random = fraction > 1 ? next_random() : 0;
     if (!pp_mutex_sample(delay, fraction, random, &scaled_count, &scaled_delay)) return;
     record_with_stack(profile, scaled_count, scaled_delay, skip + 1);

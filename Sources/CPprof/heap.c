@@ -12,6 +12,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
+#include "pp_profiler_work.h"
 #include "pp_tables.h"
 #include "pp_unwind.h"
 
@@ -49,7 +50,6 @@ uint16_t pp_heap_filter[1u << PP_HEAP_FILTER_BITS];
 static __thread uint64_t thread_random __attribute__((tls_model("initial-exec")));
 static __thread uint8_t thread_ready __attribute__((tls_model("initial-exec")));
 static __thread uint8_t thread_in_sampler __attribute__((tls_model("initial-exec")));
-static __thread uint32_t thread_paused __attribute__((tls_model("initial-exec")));
 
 static int64_t sample_rate = 512 * 1024;
 
@@ -266,7 +266,7 @@ static void record_allocation(uintptr_t pointer, uint64_t size, const uintptr_t 
 __attribute__((noinline)) void pp_heap_sample_slow(void *pointer, size_t size) {
     int saved_errno = errno;
     int64_t rate = __atomic_load_n(&sample_rate, __ATOMIC_RELAXED);
-    int sampled = thread_ready && rate > 0 && pointer != NULL && thread_paused == 0;
+    int sampled = thread_ready && rate > 0 && pointer != NULL && !pp_profiler_work_active();
     thread_ready = 1;
     pp_heap_countdown = draw_countdown(rate);
     if (sampled) {
@@ -327,12 +327,6 @@ void pp_heap_set_sample_rate(int64_t rate) {
     // Restart this thread's countdown at the new rate (other threads pick it up at their next sample).
     pp_heap_countdown = draw_countdown(rate);
     thread_ready = 1;
-}
-
-void pp_heap_pause_thread(void) { thread_paused++; }
-
-void pp_heap_resume_thread(void) {
-    if (thread_paused > 0) thread_paused--;
 }
 
 int64_t pp_heap_sample_rate(void) { return __atomic_load_n(&sample_rate, __ATOMIC_RELAXED); }

@@ -1,7 +1,7 @@
 // Thread dumps. dump_handler runs as the signal handler on every dumped thread and is
 // async-signal-safe (no allocation, no locks, raw system calls, errno preserved; it also calls
-// pp_cpu_rearm_after_queued_signal of cpu_sampler.c); everything else runs in the dumping thread, in
-// ordinary code.
+// pp_cpu_rearm_after_queued_signal of cpu_sampler.c and pp_profiler_work_active); everything else
+// runs in the dumping thread, in ordinary code.
 //
 // Protocol: each request owns a slot of a static pool (never freed, so a late handler can never
 // write into freed memory). A slot's state and generation share one atomic word; the signal
@@ -23,6 +23,7 @@
 #include "arch.h"
 #include "cpu_internal.h"
 #include "pp_labels.h"
+#include "pp_profiler_work.h"
 #include "pp_signals.h"
 #include "pp_thread_dump.h"
 #include "pp_unwind.h"
@@ -70,7 +71,7 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                                             __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
                 unsigned flags = 0;
                 slot->depth = pp_unwind_from_ucontext(context, slot->pcs, PP_THREAD_STACK_MAX, &flags);
-                slot->flags = flags;
+                slot->flags = flags | (pp_profiler_work_active() ? PP_STACK_PROFILER : 0);
                 slot->syscall = (int32_t)pp_arch_interrupted_syscall(context);
                 slot->in_syscall = pp_arch_interrupted_in_syscall(context);
                 slot->label_tag = pp_labels_current();
@@ -286,7 +287,7 @@ __attribute__((noinline)) int pp_thread_dump(const int32_t *tids, int count, pp_
             if (tid == self) {
                 unsigned flags = 0;
                 out[output].depth = pp_capture_stack(0, out[output].pcs, PP_THREAD_STACK_MAX, &flags);
-                out[output].flags = flags;
+                out[output].flags = flags | (pp_profiler_work_active() ? PP_STACK_PROFILER : 0);
                 out[output].label_tag = pp_labels_current();
                 out[output].status = PP_THREAD_SAMPLED;
                 continue;

@@ -94,15 +94,17 @@ public enum CPUProfile {
             )
         }
         if CPUSession.isReaderThread { throw PprofError.cpuProfilingAlreadyInUse }
-        try lifecycle.withLock { current in
-            if let session = current, session.ownerProcess != getpid() {
-                current = nil  // inherited through fork(): it runs in the parent only
+        try ProfilerWork.run {
+            try lifecycle.withLock { current in
+                if let session = current, session.ownerProcess != getpid() {
+                    current = nil  // inherited through fork(): it runs in the parent only
+                }
+                guard current == nil else { throw PprofError.cpuProfilingAlreadyInUse }
+                let session = try CPUSession.start(sink: sink, rate: rate, options: options)
+                current = session
+                runningEngine.store(session.engine.cValue, ordering: .releasing)
+                runningProcess.store(getpid(), ordering: .releasing)
             }
-            guard current == nil else { throw PprofError.cpuProfilingAlreadyInUse }
-            let session = try CPUSession.start(sink: sink, rate: rate, options: options)
-            current = session
-            runningEngine.store(session.engine.cValue, ordering: .releasing)
-            runningProcess.store(getpid(), ordering: .releasing)
         }
     }
 
@@ -117,12 +119,14 @@ public enum CPUProfile {
     public static func stop() throws -> Summary? {
         // The sink runs on the profiler's thread; stopping from inside it would wait for itself.
         if CPUSession.isReaderThread { return nil }
-        return try lifecycle.withLock { current in
-            guard let session = current else { return nil }
-            current = nil
-            if session.ownerProcess != getpid() { return nil }  // inherited through fork()
-            defer { runningEngine.store(0, ordering: .releasing) }
-            return try session.finish()
+        return try ProfilerWork.run {
+            try lifecycle.withLock { current in
+                guard let session = current else { return nil }
+                current = nil
+                if session.ownerProcess != getpid() { return nil }  // inherited through fork()
+                defer { runningEngine.store(0, ordering: .releasing) }
+                return try session.finish()
+            }
         }
     }
 
@@ -138,11 +142,13 @@ public enum CPUProfile {
     @discardableResult
     public static func startNextWindow(writingTo sink: some ProfileSink) throws -> Summary {
         if CPUSession.isReaderThread { throw PprofError.unavailable("startNextWindow called from a profile's sink") }
-        return try lifecycle.withLock { current in
-            guard let session = current, session.ownerProcess == getpid() else {
-                throw PprofError.unavailable("no CPU profile is running")
+        return try ProfilerWork.run {
+            try lifecycle.withLock { current in
+                guard let session = current, session.ownerProcess == getpid() else {
+                    throw PprofError.unavailable("no CPU profile is running")
+                }
+                return try session.startNextWindow(writingTo: sink)
             }
-            return try session.startNextWindow(writingTo: sink)
         }
     }
 

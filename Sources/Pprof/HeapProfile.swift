@@ -43,9 +43,7 @@ struct HeapProfileWriter {
     /// Go's `Profile.Count()` for `heap`: the number of (stack, size) records.
     static var recordCount: Int {
         guard HeapProfile.isInstalled else { return 0 }
-        pp_heap_pause_thread()
-        defer { pp_heap_resume_thread() }
-        return HeapSnapshot.take(stacks: false).records.count
+        return ProfilerWork.run { HeapSnapshot.take(stacks: false).records.count }
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
@@ -59,7 +57,7 @@ struct HeapProfileWriter {
         }
     }
 
-    /// Runs `body` with the calling thread's allocations unsampled, so that a writer's own
+    /// Runs `body` as the profiler's work (its allocations unsampled), so that a writer's own
     /// allocations (symbol tables, the encoded profile) do not flood the profile it writes. Throws
     /// the `kind` profile's error, and runs nothing, if the malloc hooks are not in effect.
     static func whileSamplingPaused<Result>(for kind: Kind, _ body: () throws -> Result) throws -> Result {
@@ -67,9 +65,7 @@ struct HeapProfileWriter {
         guard pp_heap_hooks_active(&reason) != 0 else {
             throw PprofError.unavailable("\(kind.rawValue) profile: " + (reason.map { String(cString: $0) } ?? ""))
         }
-        pp_heap_pause_thread()
-        defer { pp_heap_resume_thread() }
-        return try body()
+        return try ProfilerWork.run(body)
     }
 }
 

@@ -44,12 +44,13 @@ public final class Profile: Sendable, CustomStringConvertible {
 
     /// The profile with this name, predefined or custom, or `nil`.
     public static func lookup(_ name: String) -> Profile? {
-        ProfileRegistry.lookup(name)
+        // The first lookup creates the registry: the profiler's allocations, not the service's.
+        ProfilerWork.run { ProfileRegistry.lookup(name) }
     }
 
     /// Every profile, predefined and custom, sorted by name.
     public static var all: [Profile] {
-        ProfileRegistry.all
+        ProfilerWork.run { ProfileRegistry.all }
     }
 
     /// Adds `value` with the stack of the caller. `skip` counts further frames to leave out, as for
@@ -105,6 +106,10 @@ public final class Profile: Sendable, CustomStringConvertible {
     /// with symbolized comments, 2 (for `goroutine`) a crash-style dump of every thread. Errors of
     /// the sink are rethrown.
     public func write(to sink: some ProfileSink, debug: Int = 0) throws {
+        try ProfilerWork.run { try writeProfile(to: sink, debug: debug) }
+    }
+
+    private func writeProfile(to sink: some ProfileSink, debug: Int) throws {
         switch kind {
         case .custom:
             let stacks = entries.withLock { Array($0.values) }

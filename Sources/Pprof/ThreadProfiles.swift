@@ -130,7 +130,7 @@ enum ThreadProfiles {
                 name: details ? ProcessThreads.name(of: sample.tid) ?? "" : "",
                 state: "",
                 sample: sample,
-                labels: sample.status == .sampled ? LabelTags.labels(forTag: sample.labelTag) : [],
+                labels: sample.status == .sampled ? threadLabels(of: sample) : [],
                 stack: profileStack(of: sample)
             )
             if details {
@@ -139,6 +139,13 @@ enum ThreadProfiles {
             threads.append(record)
         }
         return (threads, exited)
+    }
+
+    /// A sampled thread's profiler labels, and `pprof_internal` when it was doing the profiler's work.
+    static func threadLabels(of sample: ThreadSample) -> [(key: String, value: String)] {
+        var labels = LabelTags.labels(forTag: sample.labelTag)
+        if sample.flags & UInt32(PP_STACK_PROFILER) != 0 { labels.append((ProfilerWork.labelKey, "true")) }
+        return labels
     }
 
     static func writeGoroutine(to sink: some ProfileSink, debug: Int) throws {
@@ -406,7 +413,12 @@ enum ThreadProfiles {
                     if flags & UInt32(PP_STACK_TRUNCATED) != 0 { stack.append(SyntheticFrame.truncatedStack.rawValue) }
                     if flags & UInt32(PP_STACK_INCOMPLETE) != 0 { stack.append(SyntheticFrame.unwindStopped.rawValue) }
                     if stack.isEmpty { stack = [SyntheticFrame.emptyStack.rawValue] }
-                    for _ in 0..<count { collector.records.append(CountProfile.Record(stack: stack)) }
+                    // Threads the profiler started for itself carry its label.
+                    let labels: [(key: String, value: String)] =
+                        flags & UInt32(PP_STACK_PROFILER) != 0 ? [(ProfilerWork.labelKey, "true")] : []
+                    for _ in 0..<count {
+                        collector.records.append(CountProfile.Record(stack: stack, labels: labels))
+                    }
                 },
                 Unmanaged.passUnretained(collector).toOpaque()
             )

@@ -48,6 +48,7 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attributes, void *(*
     uintptr_t pcs[CREATION_STACK_DEPTH];
     unsigned flags = 0;
     int depth = pp_capture_stack(1, pcs, CREATION_STACK_DEPTH, &flags);
+    if (pp_profiler_work_active()) flags |= PP_STACK_PROFILER;
     struct thread_start_arguments *arguments = malloc(sizeof *arguments);
     int result;
     if (arguments) {

@@ -19,8 +19,8 @@ import PprofHooks
 @_cdecl("pprof_preload_exit")
 public func pprofPreloadExit() {
     // The writer's own allocations are not the program's: every profile shows the same moment.
-    pp_heap_pause_thread()
-    defer { pp_heap_resume_thread() }
+    pp_profiler_work_enter()
+    defer { pp_profiler_work_leave() }
     let environment = ProcessInfo.processInfo.environment
     let pid = String(getpid())
     var requests: [(profile: String, path: String)] = []

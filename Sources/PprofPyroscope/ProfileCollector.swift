@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
-import Pprof
+@_spi(Integration) import Pprof
 
 /// Takes each cycle's profiles on a thread of its own: one CPU profile runs for the exporter's
 /// whole life and is cut into windows (`CPUProfile.startNextWindow`), the heap, block and mutex
@@ -48,7 +48,7 @@ final class ProfileCollector: @unchecked Sendable {
 
     private func onQueue<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: body()) }
+            queue.async { continuation.resume(returning: ProfilerWork.run(body)) }
         }
     }
 

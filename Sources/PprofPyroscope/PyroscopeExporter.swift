@@ -1,6 +1,6 @@
 import AsyncHTTPClient
 import Logging
-import Pprof
+@_spi(Integration) import Pprof
 import ServiceLifecycle
 import Synchronization
 
@@ -108,6 +108,7 @@ public final class PyroscopeExporter: Service, Sendable {
     private func cycle(collector: ProfileCollector, encoding: UploadEncoding, queue: UploadQueue, final: Bool) async {
         let (profiles, cpuNanos) = await collector.collect(final: final)
         counters.cycle(profiles: profiles.count, cpuNanos: cpuNanos)
-        queue.push(UploadBatch(requests: encoding.requests(for: profiles, api: configuration.api)))
+        let requests = ProfilerWork.run { encoding.requests(for: profiles, api: configuration.api) }
+        queue.push(UploadBatch(requests: requests))
     }
 }

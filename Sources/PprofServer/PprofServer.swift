@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+@_spi(Integration) import Pprof
 import PprofHTTP
 import Synchronization
 
@@ -183,15 +184,20 @@ public final class PprofServer: Sendable {
                 )
             }
             self.configuration = configuration
-            group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-            executor = WorkerExecutor(threads: configuration.workerThreads)
+            // Started as the profiler's work: threadcreate marks these threads.
+            (group, executor) = ProfilerWork.run {
+                (MultiThreadedEventLoopGroup(numberOfThreads: 1), WorkerExecutor(threads: configuration.workerThreads))
+            }
             connections = Connections(maximum: configuration.maximumConnections)
             handler = PprofHandler(
                 configuration: configuration.handler,
                 clock: EventLoopClock(eventLoop: group.next())
             )
             // Recognisable in the threads profile.
-            group.next().execute { nameCurrentThread("pprof-http") }
+            group.next().execute {
+                nameCurrentThread("pprof-http")
+                ProfilerWork.markCurrentThread()
+            }
         }
 
         func bootstrap() -> ServerBootstrap {

@@ -1,4 +1,5 @@
 import NIOPosix
+@_spi(Integration) import Pprof
 
 /// Runs the handler's tasks on the server's own worker threads instead of the shared concurrency
 /// pool, so `/debug/pprof` answers even when every pool thread is stuck — exactly when a profile
@@ -17,6 +18,8 @@ final class WorkerExecutor: TaskExecutor {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
         pool.submit { _ in
+            // Its waits for work are not the service's blocking.
+            ProfilerWork.markCurrentThread()
             // Runs even when the pool is already shutting down (state `.cancelled`): a job that
             // never ran would leave its task suspended forever.
             job.runSynchronously(on: executor)

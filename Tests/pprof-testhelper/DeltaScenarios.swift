@@ -23,8 +23,8 @@ enum DeltaScenarios {
         let siteA = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 100)
         let siteB = UnsafeMutableBufferPointer<UnsafeMutableRawPointer?>.allocate(capacity: 50)
         func heapProfiles(_ deltas: [(DeltaHeapProfiler, String)], cumulative: String) throws {
-            pp_heap_pause_thread()
-            defer { pp_heap_resume_thread() }
+            pp_profiler_work_enter()
+            defer { pp_profiler_work_leave() }
             for (profiler, tag) in deltas { try writeHeapDelta(profiler, to: "\(directory)/heap-\(tag).pb.gz") }
             try writeProfile("heap", debug: 0, to: "\(directory)/heap-\(cumulative).pb.gz")
         }
@@ -85,8 +85,8 @@ enum DeltaScenarios {
                 }
             }
         }
-        pp_heap_pause_thread()
-        defer { pp_heap_resume_thread() }
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         let last = ProfileBuffer()
         try delta.profile(to: last)
         try writeProfile("heap", debug: 0, to: "\(directory)/heap-cumulative.pb.gz")

@@ -60,6 +60,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "wall-request": WallScenarios.request,
     "wall-many-threads": WallScenarios.manyThreads,
     "wall-idle": WallScenarios.idlePool,
+    "profiler-work": ProfilerWorkScenarios.run,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

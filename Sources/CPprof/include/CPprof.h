@@ -7,6 +7,7 @@
 #include "pp_heap.h"
 #include "pp_images.h"
 #include "pp_labels.h"
+#include "pp_profiler_work.h"
 #include "pp_signals.h"
 #include "pp_thread_create.h"
 #include "pp_thread_dump.h"

@@ -19,12 +19,6 @@
 void pp_heap_set_sample_rate(int64_t rate);
 int64_t pp_heap_sample_rate(void);
 
-// Stops sampling this thread's allocations until a matching resume (calls nest). The profile
-// writer pauses itself so that its own transient allocations (symbol tables…) do not flood the
-// profile it is writing, nor, at rate 1, cost a stack walk each.
-void pp_heap_pause_thread(void);
-void pp_heap_resume_thread(void);
-
 // 1 when the malloc hooks are linked (PprofHooks or the preload library) and are the process's
 // malloc, else 0. `why_not` (if given) receives a static explanation when 0.
 int pp_heap_hooks_active(const char **why_not);

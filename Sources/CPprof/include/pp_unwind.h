@@ -34,6 +34,9 @@ enum {
     PP_STACK_INCOMPLETE = 1u << 1,
     // Async callers of a Swift task were appended from its async context chain.
     PP_STACK_ASYNC = 1u << 2,
+    // The thread was doing the profiler's own work (pp_profiler_work.h): set by the thread dump and
+    // the pthread_create hook, not by the walk.
+    PP_STACK_PROFILER = 1u << 3,
 };
 
 // Walks the stack described by `regs`, storing up to `max` entries leaf first. Returns the count.

@@ -183,16 +183,20 @@ final class CPUSession: @unchecked Sendable {
     private func spawnReader() throws {
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
-        let result = pthread_create(
-            &thread,
-            nil,
-            { context in
-                let session = Unmanaged<CPUSession>.fromOpaque(context!).takeRetainedValue()
-                session.run()
-                return nil
-            },
-            context
-        )
+        // Created as the profiler's work, so that threadcreate marks it; it stays the profiler's.
+        let result = ProfilerWork.run {
+            pthread_create(
+                &thread,
+                nil,
+                { context in
+                    ProfilerWork.markCurrentThread()
+                    let session = Unmanaged<CPUSession>.fromOpaque(context!).takeRetainedValue()
+                    session.run()
+                    return nil
+                },
+                context
+            )
+        }
         guard result == 0 else {
             Unmanaged<CPUSession>.fromOpaque(context).release()
             throw PprofError.unavailable("CPU profiling: cannot create its reader thread: \(errorName(result))")

@@ -19,7 +19,7 @@ public final class DeltaBlockProfiler: Sendable {
     /// Writes the change since this instance's previous call as gzip-compressed pprof protobuf.
     /// If `sink` throws, the error is rethrown and the next call reports this change again.
     public func profile(to sink: some ProfileSink) throws {
-        try ContentionProfile.profileDelta(.block, session: session, to: sink)
+        try ProfilerWork.run { try ContentionProfile.profileDelta(.block, session: session, to: sink) }
     }
 }
 
@@ -44,7 +44,7 @@ public final class DeltaMutexProfiler: Sendable {
     /// Writes the change since this instance's previous call as gzip-compressed pprof protobuf.
     /// If `sink` throws, the error is rethrown and the next call reports this change again.
     public func profile(to sink: some ProfileSink) throws {
-        try ContentionProfile.profileDelta(.mutex, session: session, to: sink)
+        try ProfilerWork.run { try ContentionProfile.profileDelta(.mutex, session: session, to: sink) }
     }
 }
 

@@ -64,6 +64,9 @@ package final class Symbolizer: Sendable {
     /// The frames of each address, in the order given. Cheaper than one call per address: the
     /// loader is asked once whether images changed, and each image is locked once.
     package func frames(at addresses: [UInt]) -> [[SymbolFrame]] {
+        // Image tables are loaded on first use, on whichever thread asks: never the service's work.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         refreshImagesIfChanged()
         var results = [[SymbolFrame]?](repeating: nil, count: addresses.count)
         cache.withLock { cache in

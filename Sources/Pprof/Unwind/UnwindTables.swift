@@ -13,7 +13,7 @@ import Synchronization
     /// when nothing changed, safe from any thread; profilers call it before they start sampling.
     /// It also installs the fault-recovery handler that makes walks cheaper (`pp_safe_read.h`).
     public static func prepare() {
-        UnwindTablePublisher.shared.prepare()
+        ProfilerWork.run { UnwindTablePublisher.shared.prepare() }
     }
 
     /// What `prepare()` found in each image, for tests and diagnostics.

@@ -96,10 +96,12 @@ public enum WallProfile {
             throw PprofError.invalidArgument("maxThreadsPerPeriod must be at least 1")
         }
         if WallSession.isSamplerThread { throw PprofError.wallProfilingAlreadyInUse }
-        try lifecycle.withLock { current in
-            if let session = current, session.ownerProcess != getpid() { current = nil }
-            guard current == nil else { throw PprofError.wallProfilingAlreadyInUse }
-            current = try WallSession.start(sink: sink, rate: rate, options: options)
+        try ProfilerWork.run {
+            try lifecycle.withLock { current in
+                if let session = current, session.ownerProcess != getpid() { current = nil }
+                guard current == nil else { throw PprofError.wallProfilingAlreadyInUse }
+                current = try WallSession.start(sink: sink, rate: rate, options: options)
+            }
         }
     }
 
@@ -109,11 +111,13 @@ public enum WallProfile {
     @discardableResult
     public static func stop() throws -> Summary? {
         if WallSession.isSamplerThread { return nil }
-        return try lifecycle.withLock { current in
-            guard let session = current else { return nil }
-            current = nil
-            if session.ownerProcess != getpid() { return nil }
-            return try session.finish()
+        return try ProfilerWork.run {
+            try lifecycle.withLock { current in
+                guard let session = current else { return nil }
+                current = nil
+                if session.ownerProcess != getpid() { return nil }
+                return try session.finish()
+            }
         }
     }
 

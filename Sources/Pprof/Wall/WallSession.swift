@@ -75,15 +75,18 @@ final class WallSession: @unchecked Sendable {
         let session = WallSession(sink: sink, rate: rate, options: options)
         let context = Unmanaged.passRetained(session).toOpaque()
         var thread = pthread_t()
-        let result = pthread_create(
-            &thread,
-            nil,
-            { context in
-                Unmanaged<WallSession>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            },
-            context
-        )
+        let result = ProfilerWork.run {
+            pthread_create(
+                &thread,
+                nil,
+                { context in
+                    ProfilerWork.markCurrentThread()
+                    Unmanaged<WallSession>.fromOpaque(context!).takeRetainedValue().run()
+                    return nil
+                },
+                context
+            )
+        }
         guard result == 0 else {
             Unmanaged<WallSession>.fromOpaque(context).release()
             LabelTags.unpin()

@@ -28,6 +28,7 @@ enum {
     PRIVATE_STATUS_RECORD = 24,
     PRIVATE_ID_HIGH = 64,
     STATUS_IS_COMPLETE = 0x2000,
+    ASYNC_LET_CHILD = 16,
     CONTEXT_PARENT = 0,
     CONTEXT_RESUME_PARENT = 8,
 };
@@ -124,6 +125,16 @@ void pp_tasks_record(uintptr_t task) {
             return;
     }
     atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+}
+
+void pp_tasks_record_async_let(uintptr_t async_let) {
+    // Only once the layout is checked: then the AsyncLet holds an AsyncLetImpl, a
+    // ChildTaskStatusRecord {flags, parent, first child} whose first child is the new task.
+    uintptr_t metadata = atomic_load_explicit(&task_metadata, memory_order_relaxed);
+    if (!metadata) return;
+    uintptr_t task = *(volatile const uintptr_t *)(async_let + ASYNC_LET_CHILD);
+    if (task < 4096 || (task & 7) || *(volatile const uintptr_t *)task != metadata) return;
+    pp_tasks_record(task);
 }
 
 size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int recover) {

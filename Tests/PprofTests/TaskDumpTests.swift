@@ -127,6 +127,46 @@ import Testing
         #expect(heapBefore > 0 && heapAfter - heapBefore < 4 << 20, "\(before) / \(after)")
     }
 
+    /// `async let` children, created inside the runtime, are found through the
+    /// `swift_asyncLet_begin` hook: each with its chain and its parent, the parent waiting on it.
+    @Test func asyncLetChildrenAppearWithTheirParents() throws {
+        let count = 50
+        let paths = ["let0.pb.gz", "let2.txt"].map(temporaryPath)
+        defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let result = try ChildProcess.run("tasks-async-let", ["\(count)"] + paths)
+        #expect(result.status == 0 && !result.crashed, "\(result.stderr)")
+        #expect(result.stdout.contains("done"))
+        let stacks = decodedStacks(
+            try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
+        )
+        let children = stacks.filter { labelValue("child of", $0.labels) == "async let" }
+        #expect(children.map(\.value).reduce(0, +) == Int64(count))
+        let chain = ["withCheckedContinuation", "letInner", "letMiddle", "letOuter", "letParent"]
+        #expect(
+            children.allSatisfy { containsInOrder($0.names, chain) && labelValue("wait", $0.labels) == "continuation" }
+        )
+        let parents = stacks.filter { labelValue("task name", $0.labels)?.hasPrefix("let-parent-") == true }
+        #expect(parents.count == count)
+        #expect(
+            parents.allSatisfy { labelValue("wait", $0.labels) == "task" && containsInOrder($0.names, ["letParent"]) }
+        )
+
+        // debug=2: each child names its parent, each parent the child it waits on.
+        let text = try String(contentsOfFile: paths[1], encoding: .utf8)
+        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
+        func header(_ block: String) -> Substring { block.prefix { $0 != ":" } }
+        let parentBlocks = blocks.filter { $0.contains("\"let-parent-") }
+        let childBlocks = blocks.filter { $0.contains("(async let)\n") }
+        #expect(parentBlocks.count == count && childBlocks.count == count)
+        for child in childBlocks {
+            let childAddress = child.split(separator: " ")[1]
+            let parentLine = try #require(child.split(separator: "\n").last { $0.hasPrefix("child of task ") })
+            let parentAddress = parentLine.split(separator: " ")[3]
+            let parent = parentBlocks.first { $0.split(separator: " ")[1] == parentAddress }
+            #expect(parent.map { header($0).contains("waiting on task \(childAddress)") } == true, "\(parentLine)")
+        }
+    }
+
     /// 200 tasks at each of five kinds of await (1,000 in all), each three async functions deep,
     /// plus the task groups' 200 children: every one in the goroutine profile with its chain, its
     /// name, what it waits on, and (for the children) its parent.

@@ -20,6 +20,10 @@ static inline int pp_tasks_enabled(void) {
 // Called by the swift_task_create hook with each new task. Lock-free, no allocation.
 void pp_tasks_record(uintptr_t task);
 
+// Called by the swift_asyncLet_begin hook with the AsyncLet it began: records its child task once
+// the layout is checked (until then, nothing). Lock-free, no allocation.
+void pp_tasks_record_async_let(uintptr_t async_let);
+
 // 1 once a hook has called pp_tasks_record (the interposition is in effect).
 int pp_tasks_hooked(void);
 

@@ -17,6 +17,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("wall", WallBenchmarks.run),
     ("push", PushBenchmarks.run),
     ("ui", UIBenchmarks.run),
+    ("tasks", TaskBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

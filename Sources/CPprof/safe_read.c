@@ -1,7 +1,7 @@
-// Fault-safe reads. pp_page_is_readable, pp_safe_read_word, pp_fault_recovery_active and
-// recovery_handler run inside signal handlers and hooks (recovery_handler is itself the SIGSEGV/
-// SIGBUS handler) and are async-signal-safe; pp_fault_recovery_enable and
-// pp_fault_recovery_set_allowed do not run there.
+// Fault-safe reads. pp_page_is_readable, pp_safe_read_word(_recovering), pp_faults_recoverable_here,
+// pp_fault_recovery_active and recovery_handler run inside signal handlers and hooks
+// (recovery_handler is itself the SIGSEGV/SIGBUS handler) and are async-signal-safe;
+// pp_fault_recovery_enable and pp_fault_recovery_set_allowed do not run there.
 //
 // Measured on the 2-core x86_64 VM (pprof-bench unwind): a probe costs one system call (~0.2 µs),
 // paid once per distinct page a walk touches; a recoverable load costs nothing extra unless it
@@ -41,10 +41,18 @@ int pp_page_is_readable(uintptr_t address) {
     return pp_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) == 1;
 }
 
-int pp_safe_read_word(uintptr_t address, uintptr_t *value) {
+int pp_safe_read_word(uintptr_t address, uintptr_t *value) { return pp_safe_read_word_recovering(address, value, 0); }
+
+int pp_safe_read_word_recovering(uintptr_t address, uintptr_t *value, int recover) {
     pp_safe_reader reader;
-    pp_safe_reader_init(&reader, 0);
+    pp_safe_reader_init(&reader, recover);
     return pp_safe_read(&reader, address, value);
+}
+
+int pp_faults_recoverable_here(void) {
+    uint64_t mask = ~0ull;
+    return pp_fault_recovery_active() && pp_syscall4(SYS_rt_sigprocmask, SIG_BLOCK, 0, &mask, 8) == 0 &&
+           !pp_mask_blocks_faults(mask);
 }
 
 static void check_probe(void) {

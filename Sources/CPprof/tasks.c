@@ -1,12 +1,14 @@
 // Live-task registry and fault-tolerant task reads (issue 14, docs/tasks-research.md).
 // pp_tasks_record runs inside the swift_task_create hook: lock-free, no allocation, fault-safe
-// reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread.
+// reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their
+// `recover` is pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls).
 //
 // A task is never retained: an entry is (address, low 32 bits of the task id). It is judged live
 // while the word at the address is still the AsyncTask metadata, the id matches, the refcount is
 // not deiniting and the status word is plausible; freeing the task usually overwrites the first
 // words (malloc's free-list links) and a new task at the same address has another id. This is a
-// heuristic, not a proof (docs/tasks-research.md says what would make it sound).
+// heuristic, not a proof (docs/tasks-research.md says what would make it sound). A task whose
+// status word says it completed is dead too, though a handle may keep its memory.
 #include <stdatomic.h>
 #include <string.h>
 
@@ -25,6 +27,8 @@ enum {
     PRIVATE_STATUS_FLAGS = 16,  // after ExclusivityAccessSet[2]: ActiveTaskStatus {flags, lock, record}
     PRIVATE_STATUS_RECORD = 24,
     PRIVATE_ID_HIGH = 64,
+    STATUS_IS_COMPLETE = 0x2000,
+    ASYNC_LET_CHILD = 16,
     CONTEXT_PARENT = 0,
     CONTEXT_RESUME_PARENT = 8,
 };
@@ -75,38 +79,67 @@ static int task_is_live(pp_safe_reader *reader, uintptr_t task, uint32_t id) {
     uintptr_t status, resume_task;
     if (!pp_safe_read(reader, task + TASK_PRIVATE + PRIVATE_STATUS_FLAGS, &status)) return 0;
     if ((uint32_t)status >> 15) return 0;
+    // ActiveTaskStatus::IsComplete: finished, its memory kept only by a handle (`Task` value) or
+    // an async let not yet ended; its resume fields are stale.
+    if ((uint32_t)status & STATUS_IS_COMPLETE) return 0;
     if (!pp_safe_read(reader, task + TASK_RESUME_TASK, &resume_task) || resume_task < 4096) return 0;
+    return 1;
+}
+
+// Claims the slot holding `expected` for (task, id); 0 if another creator took it first.
+static int claim(slot *s, uintptr_t expected, uintptr_t task, uint32_t id) {
+    if (!atomic_compare_exchange_strong(&s->task, &expected, 0)) return 0;
+    atomic_store_explicit(&s->id, id, memory_order_relaxed);
+    atomic_store_explicit(&s->task, task, memory_order_release);
     return 1;
 }
 
 void pp_tasks_record(uintptr_t task) {
     // Written once: a store per task would bounce this line between the creating cores.
     if (!atomic_load_explicit(&hooked, memory_order_relaxed)) atomic_store_explicit(&hooked, 1, memory_order_relaxed);
-    pp_safe_reader reader;
-    pp_safe_reader_init(&reader, 0);
     // The new task is fully initialised by the real swift_task_create: its id can be read directly.
     // A plain load: probing the page would cost a system call per task.
     uint32_t id = *(volatile const uint32_t *)(task + TASK_FLAGS_AND_ID + 4);
-    uint32_t index = slot_of(task);
-    int judge = atomic_load_explicit(&task_metadata, memory_order_relaxed) != 0;
+    uint32_t first = slot_of(task);
+    // First pass, no memory read: a free slot, or the slot of a dead task whose memory the new one
+    // reuses (malloc hands a freed task's block to the next task, so most creations end here).
+    uint32_t index = first;
+    for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {
+        uintptr_t old = atomic_load_explicit(&table[index].task, memory_order_acquire);
+        if ((old == 0 || old == task) && claim(&table[index], old, task, id)) return;
+    }
+    // The window is full: take the first entry whose task is dead (a page probe per entry judged;
+    // dumps free dead entries, so this is rare between them).
+    if (!atomic_load_explicit(&task_metadata, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        return;
+    }
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    index = first;
     for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {
         slot *s = &table[index];
         uintptr_t old = atomic_load_explicit(&s->task, memory_order_acquire);
-        // An entry at the same address is a dead task whose memory the new one reuses.
-        if (old == 0 || old == task ||
-            (judge && !task_is_live(&reader, old, atomic_load_explicit(&s->id, memory_order_relaxed)))) {
-            if (!atomic_compare_exchange_strong(&s->task, &old, 0)) continue;
-            atomic_store_explicit(&s->id, id, memory_order_relaxed);
-            atomic_store_explicit(&s->task, task, memory_order_release);
+        if ((old == 0 || !task_is_live(&reader, old, atomic_load_explicit(&s->id, memory_order_relaxed))) &&
+            claim(s, old, task, id))
             return;
-        }
     }
     atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
 }
 
-size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity) {
+void pp_tasks_record_async_let(uintptr_t async_let) {
+    // Only once the layout is checked: then the AsyncLet holds an AsyncLetImpl, a
+    // ChildTaskStatusRecord {flags, parent, first child} whose first child is the new task.
+    uintptr_t metadata = atomic_load_explicit(&task_metadata, memory_order_relaxed);
+    if (!metadata) return;
+    uintptr_t task = *(volatile const uintptr_t *)(async_let + ASYNC_LET_CHILD);
+    if (task < 4096 || (task & 7) || *(volatile const uintptr_t *)task != metadata) return;
+    pp_tasks_record(task);
+}
+
+size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int recover) {
     pp_safe_reader reader;
-    pp_safe_reader_init(&reader, 0);
+    pp_safe_reader_init(&reader, recover);
     size_t count = 0;
     for (uint32_t index = 0; index < SLOTS && count < capacity; index++) {
         slot *s = &table[index];
@@ -124,10 +157,18 @@ size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity) {
     return count;
 }
 
+size_t pp_tasks_registered(void) {
+    size_t count = 0;
+    for (uint32_t index = 0; index < SLOTS; index++) {
+        count += atomic_load_explicit(&table[index].task, memory_order_relaxed) != 0;
+    }
+    return count;
+}
+
 int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintptr_t *frames,
-                 uint32_t capacity) {
+                 uint32_t capacity, int recover) {
     pp_safe_reader reader;
-    pp_safe_reader_init(&reader, 0);
+    pp_safe_reader_init(&reader, recover);
     memset(snapshot, 0, sizeof *snapshot);
     if (!task_is_live(&reader, task, id)) return 0;
     uintptr_t flags_and_id, resume_task, resume_context, record, status, high;
@@ -170,9 +211,9 @@ int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintpt
 
 // Status records: {size_t flags (kind in bits 0-7), parent}; the SE-0469 name record (kind 6 on
 // this layout) adds the name's C string. The name is an initial record, so it is the outermost.
-size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity) {
+size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity, int recover) {
     pp_safe_reader reader;
-    pp_safe_reader_init(&reader, 0);
+    pp_safe_reader_init(&reader, recover);
     if (capacity == 0 || !task_is_live(&reader, task, id)) return 0;
     uintptr_t record;
     if (!pp_safe_read(&reader, task + TASK_PRIVATE + PRIVATE_STATUS_RECORD, &record)) return 0;

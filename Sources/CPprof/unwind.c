@@ -388,11 +388,6 @@ __attribute__((noinline)) int pp_capture_stack(int skip, uintptr_t *pcs, int max
     regs.sp = 0;
     regs.fp = (uintptr_t)__builtin_frame_address(0);
     regs.lr = 0;
-    unsigned flags = 0;
-    uint64_t mask = ~0ull;
-    if (pp_fault_recovery_active() && pp_syscall4(SYS_rt_sigprocmask, SIG_BLOCK, 0, &mask, 8) == 0 &&
-        !pp_mask_blocks_faults(mask)) {
-        flags |= PP_UNWIND_FAULTS_UNBLOCKED;
-    }
+    unsigned flags = pp_faults_recoverable_here() ? PP_UNWIND_FAULTS_UNBLOCKED : 0;
     return unwind(&regs, flags, skip, pcs, max, result_flags);
 }

@@ -167,7 +167,7 @@ enum ThreadProfiles {
         if exited > 0 { comments.append("\(exited) threads exited during the dump") }
         var records = threads.map { CountProfile.Record(stack: $0.stack, labels: $0.labels) }
         switch tasks {
-        case .listed(let list): records += list.map(taskRecord)
+        case .listed(let list): records += zip(list, TaskRegistry.waitKinds(of: list)).map(taskRecord)
         case .unavailable(let reason): comments.append(reason)
         case .untracked: break
         }
@@ -273,8 +273,8 @@ enum ThreadProfiles {
     }
 
     /// Resume points are function entries; count-profile stacks hold return-address-style entries.
-    static func taskRecord(_ task: TaskSnapshot) -> CountProfile.Record {
-        var labels = [(key: "task", value: taskState(task)), (key: "wait", value: TaskRegistry.waitKind(of: task))]
+    static func taskRecord(_ task: TaskSnapshot, wait: String) -> CountProfile.Record {
+        var labels = [(key: "task", value: taskState(task)), (key: "wait", value: wait)]
         if let name = task.name { labels.append((key: "task name", value: name)) }
         if let child = TaskRegistry.childKind(of: task) { labels.append((key: "child of", value: child)) }
         return CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: labels)
@@ -288,8 +288,11 @@ enum ThreadProfiles {
         func task(_ address: UInt) -> String {
             "task 0x\(hex(address))" + (ids[address].map { " id \($0)" } ?? "")
         }
+        // Many tasks wait at the same places: each resume address is symbolized and formatted once.
+        var lines: [UInt: String] = [:]
         var text = ""
-        for snapshot in tasks.sorted(by: { $0.id < $1.id }) {
+        let sorted = tasks.sorted(by: { $0.id < $1.id })
+        for (snapshot, wait) in zip(sorted, TaskRegistry.waitKinds(of: sorted, symbolizer: symbolizer)) {
             text += "\n\(task(snapshot.address))"
             if let name = snapshot.name { text += " " + LegacyText.goQuote(name) }
             var state = snapshot.isEnqueued ? "runnable" : "suspended"
@@ -297,13 +300,19 @@ enum ThreadProfiles {
             case .task(let awaited): state += ", waiting on \(task(awaited))"
             case .group(let group): state += ", waiting on task group 0x\(hex(group))"
             case .executor(let identity, _) where identity != 0: state += ", waiting on actor 0x\(hex(identity))"
-            default:
-                let wait = TaskRegistry.waitKind(of: snapshot, symbolizer: symbolizer)
-                if wait != "unknown" { state += ", waiting on \(wait)" }
+            default: if wait != "unknown" { state += ", waiting on \(wait)" }
             }
             if snapshot.isCancelled { state += ", cancelled" }
             text += " [\(state)]:\n"
-            for address in snapshot.resumeAddresses { text += frameLines(address + 1, symbolizer: symbolizer) }
+            for address in snapshot.resumeAddresses {
+                if let known = lines[address] {
+                    text += known
+                } else {
+                    let formatted = frameLines(address + 1, symbolizer: symbolizer)
+                    lines[address] = formatted
+                    text += formatted
+                }
+            }
             if let child = TaskRegistry.childKind(of: snapshot) {
                 text += "child of " + (snapshot.parent.map(task) ?? "a task") + " (\(child))\n"
             }

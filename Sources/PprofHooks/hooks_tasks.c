@@ -3,8 +3,8 @@
 // registry; no locks of its own (only the first call's dlsym, which takes the loader's lock).
 //
 // Compiler-emitted task creation (Task {}, Task.detached, task-group addTask) calls the exported
-// swift_task_create through the PLT, so this definition in the executable wins. async let goes
-// through swift_asyncLet_begin inside the runtime and is not seen here.
+// swift_task_create through the PLT, so this definition in the executable wins. async let children
+// are created inside the runtime; swift_asyncLet_begin, which client code calls, is hooked for them.
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +26,6 @@ static swift_task_create_function resolve_real_swift_task_create(void) {
     return (swift_task_create_function)pp_next_definition(&real_swift_task_create, "swift_task_create");
 }
 
-__attribute__((constructor)) static void install_task_hook(void) { resolve_real_swift_task_create(); }
 
 __attribute__((visibility("default"), swiftcall)) task_and_context swift_task_create(
     size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context) {
@@ -34,4 +33,32 @@ __attribute__((visibility("default"), swiftcall)) task_and_context swift_task_cr
         resolve_real_swift_task_create()(flags, options, result_type, closure_entry, closure_context);
     if (created.task && pp_tasks_enabled()) pp_tasks_record((uintptr_t)created.task);
     return created;
+}
+
+// async let: compiler-emitted code calls swift_asyncLet_begin through the PLT, and the runtime
+// creates the child inside (swift_task_create_common, no PLT). The child is read from the AsyncLet
+// afterwards: the runtime builds an AsyncLetImpl there, a ChildTaskStatusRecord {flags, parent,
+// first child} whose first child is the task. Recorded only once the layout has been checked.
+typedef __attribute__((swiftcall)) void (*swift_asyncLet_begin_function)(void *alet, void *options,
+                                                                          const void *result_type,
+                                                                          void *closure_entry,
+                                                                          void *closure_context, void *result);
+
+static void *real_swift_asyncLet_begin;
+
+static swift_asyncLet_begin_function resolve_real_swift_asyncLet_begin(void) {
+    return (swift_asyncLet_begin_function)pp_next_definition(&real_swift_asyncLet_begin, "swift_asyncLet_begin");
+}
+
+__attribute__((visibility("default"), swiftcall)) void swift_asyncLet_begin(void *alet, void *options,
+                                                                            const void *result_type,
+                                                                            void *closure_entry,
+                                                                            void *closure_context, void *result) {
+    resolve_real_swift_asyncLet_begin()(alet, options, result_type, closure_entry, closure_context, result);
+    if (alet && pp_tasks_enabled()) pp_tasks_record_async_let((uintptr_t)alet);
+}
+
+__attribute__((constructor)) static void install_task_hooks(void) {
+    resolve_real_swift_task_create();
+    resolve_real_swift_asyncLet_begin();
 }

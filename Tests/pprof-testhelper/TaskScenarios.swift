@@ -1,3 +1,4 @@
+import CPprof
 import Foundation
 import Pprof
 import Synchronization
@@ -44,6 +45,10 @@ enum TaskScenarios {
         while finished.load(ordering: .relaxed) < 5000 { usleep(1000) }
         // The counter is bumped before a task finishes: let the last ones complete and be freed.
         usleep(50_000)
+        // Finished tasks whose handles keep their memory: complete, so not listed either.
+        let held = (0..<100).map { index in Task.detached { await costLeaf(index) } }
+        precondition(awaitAll(held) == 100)
+        usleep(20_000)
         var suspended: [Task<Void, Never>] = []
         for index in 0..<count {
             suspended.append(Task.detached(name: "worker-\(index)") { print("never \(await taskLevelOne(index))") })
@@ -75,7 +80,20 @@ enum TaskScenarios {
         }
         spinning.store(false, ordering: .relaxed)
         _ = spinner
+        _ = held
         print("done")
+    }
+
+    /// Waits for every one of `tasks` (whose values are positive); returns how many finished.
+    static func awaitAll(_ tasks: [Task<Int, Never>]) -> Int {
+        let done = DispatchSemaphore(value: 0)
+        let count = Atomic<Int>(0)
+        Task.detached {
+            for task in tasks { _ = count.add(await task.value > 0 ? 1 : 0, ordering: .relaxed) }
+            done.signal()
+        }
+        done.wait()
+        return count.load(ordering: .relaxed)
     }
 
     static let churning = Atomic<Bool>(true)
@@ -87,45 +105,111 @@ enum TaskScenarios {
         return value &* 5
     }
 
-    /// `tasks-churn <dumps>`: tasks created and finishing all the time (four creator threads)
-    /// while the registry is read `dumps` times back to back; prints `dumps <n> churned <tasks>`.
-    static func churn(_ arguments: [String]) throws {
-        let dumps = Int(arguments[0])!
-        TaskRegistry.prepare()
-        var creators: [Thread] = []
-        for _ in 0..<4 {
+    /// malloc's bytes in use (mallinfo2), 0 when unknown.
+    static func heapInUse() -> Int {
+        var info = pp_malloc_info()
+        return pp_heap_malloc_info(&info) != 0 ? Int(info.uordblks) : 0
+    }
+
+    /// Two creator threads start tasks at `rate` a second in all (paced by the clock, at most 4,000
+    /// in flight) until `churning` is cleared.
+    @discardableResult static func startChurn(rate: Int) -> [Thread] {
+        churning.store(true, ordering: .relaxed)
+        return (0..<2).map { _ in
             let creator = Thread {
+                let start = ContinuousClock.now
+                var started = 0
                 while churning.load(ordering: .relaxed) {
-                    // At most about 4,000 tasks in flight: creation is paced by completion.
-                    guard created.load(ordering: .relaxed) - churned.load(ordering: .relaxed) < 4000 else {
-                        usleep(100)
+                    let elapsed = ContinuousClock.now - start
+                    let due = Int(TaskScenarios.seconds(elapsed) * Double(rate / 2))
+                    guard started < due, created.load(ordering: .relaxed) - churned.load(ordering: .relaxed) < 4000
+                    else {
+                        usleep(200)
                         continue
                     }
                     _ = created.add(64, ordering: .relaxed)
+                    started += 64
                     for index in 0..<64 {
                         Task.detached { _ = churned.add(await churnLeaf(index) > -1 ? 1 : 0, ordering: .relaxed) }
                     }
                 }
             }
             creator.start()
-            creators.append(creator)
+            return creator
         }
-        while churned.load(ordering: .relaxed) == 0 { usleep(1000) }
-        var seen = 0
-        let start = ContinuousClock.now
-        for _ in 0..<dumps {
-            guard let tasks = TaskRegistry.liveTasks() else {
-                print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
-                return
-            }
-            seen = max(seen, tasks.count)
-            for task in tasks.prefix(16) { _ = TaskRegistry.functionNames(of: task) }
-        }
-        let elapsed = ContinuousClock.now - start
-        let during = churned.load(ordering: .relaxed)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    /// Stops the creators and waits (up to 10 s) until every task they started has finished.
+    static func stopChurn() -> Bool {
         churning.store(false, ordering: .relaxed)
-        usleep(200_000)
-        print("dumps \(dumps) churned \(during) most \(seen) elapsed \(elapsed)")
+        usleep(20_000)
+        var waited = 0
+        while churned.load(ordering: .relaxed) < created.load(ordering: .relaxed), waited < 10_000 {
+            usleep(1000)
+            waited += 1
+        }
+        // A task's counter is bumped just before it finishes: let the last ones be freed.
+        usleep(50_000)
+        return churned.load(ordering: .relaxed) == created.load(ordering: .relaxed)
+    }
+
+    /// `tasks-churn <dumps> <rate>`: tasks created and finishing at `rate` a second while the
+    /// tasks are listed at least `dumps` times back to back (every tenth time as a whole goroutine profile);
+    /// prints the rate reached, the malloc bytes in use and the registry's live entries after a
+    /// warm-up churn and after the dumps, once every task has finished.
+    static func churn(_ arguments: [String]) throws {
+        let dumps = Int(arguments[0])!
+        let rate = Int(arguments[1])!
+        TaskRegistry.prepare()
+        let goroutine = Profile.lookup("goroutine")!
+        // Warm-up: the pool's threads, the allocator's arenas, the symbol tables and a few dumps.
+        startChurn(rate: rate)
+        for _ in 0..<20 { try goroutine.write(to: ProfileBuffer(), debug: 0) }
+        usleep(300_000)
+        guard stopChurn() else {
+            print("warm-up tasks did not finish")
+            return
+        }
+        let before = (heap: heapInUse(), live: TaskRegistry.liveTasks()?.count ?? -1)
+        let createdBefore = created.load(ordering: .relaxed)
+        startChurn(rate: rate)
+        var most = 0
+        var slowest = Duration.zero
+        let start = ContinuousClock.now
+        // At least `dumps` dumps and a second of churn, so the rate is measured over enough tasks.
+        var dump = 0
+        while dump < dumps || ContinuousClock.now - start < .seconds(1) {
+            defer { dump += 1 }
+            let dumpStart = ContinuousClock.now
+            defer { slowest = max(slowest, ContinuousClock.now - dumpStart) }
+            if dump % 10 == 0 {
+                try goroutine.write(to: ProfileBuffer(), debug: 0)
+            } else {
+                guard let tasks = TaskRegistry.liveTasks() else {
+                    print("unavailable \(TaskRegistry.unavailableReason ?? "?")")
+                    return
+                }
+                most = max(most, tasks.count)
+                for task in tasks.prefix(16) { _ = TaskRegistry.functionNames(of: task) }
+            }
+        }
+        let elapsed = seconds(ContinuousClock.now - start)
+        let during = created.load(ordering: .relaxed) - createdBefore
+        let finished = stopChurn()
+        let after = (heap: heapInUse(), live: TaskRegistry.liveTasks()?.count ?? -1)
+        print(
+            "dumps \(dump) created \(during) rate \(Int(Double(during) / elapsed)) most \(most) "
+                + "seconds \(Double(Int(elapsed * 100)) / 100) slowest \(Int(seconds(slowest) * 1000)) ms "
+                + "finished \(finished)"
+        )
+        print("before heap \(before.heap) live \(before.live)")
+        print(
+            "after heap \(after.heap) live \(after.live) registered \(pp_tasks_registered()) dropped \(TaskRegistry.dropped)"
+        )
         print("done")
     }
 

@@ -19,6 +19,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "tasks-churn": TaskScenarios.churn,
     "tasks-cost": TaskScenarios.cost,
     "tasks-kinds": TaskKindsScenarios.run,
+    "tasks-async-let": AsyncLetScenarios.run,
     "thread-dump-churn": ThreadScenarios.churn,
     "thread-dump-blocker": ThreadScenarios.blocker,
     "thread-dump-async": ThreadScenarios.asyncTask,

@@ -20,6 +20,10 @@ static inline int pp_tasks_enabled(void) {
 // Called by the swift_task_create hook with each new task. Lock-free, no allocation.
 void pp_tasks_record(uintptr_t task);
 
+// Called by the swift_asyncLet_begin hook with the AsyncLet it began: records its child task once
+// the layout is checked (until then, nothing). Lock-free, no allocation.
+void pp_tasks_record_async_let(uintptr_t async_let);
+
 // 1 once a hook has called pp_tasks_record (the interposition is in effect).
 int pp_tasks_hooked(void);
 
@@ -27,8 +31,13 @@ int pp_tasks_hooked(void);
 uint64_t pp_tasks_dropped(void);
 
 // Copies up to `capacity` recorded (task, 32-bit id) pairs; dead entries found on the way are
-// freed. Returns how many were copied.
-size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity);
+// freed. Returns how many were copied. `recover` (here and below): pp_faults_recoverable_here() of
+// the calling thread, asked once per dump; 1 makes the reads recovering loads instead of probes.
+size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int recover);
+
+// Entries in the registry now, live or not yet found dead (for tests: after pp_tasks_collect,
+// only live tasks remain).
+size_t pp_tasks_registered(void);
 
 // One task read fault-tolerantly.
 typedef struct pp_task_snapshot {
@@ -47,10 +56,10 @@ typedef struct pp_task_snapshot {
 // unchanged across the read (a consistent suspended snapshot), 2 when live but it moved while
 // being read (frames untrustworthy), 0 when dead or unreadable.
 int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintptr_t *frames,
-                 uint32_t capacity);
+                 uint32_t capacity, int recover);
 
 // The task's SE-0469 name (`Task(name:)`) into `name` (NUL-terminated, truncated to `capacity`);
 // returns its length, 0 when the task has none or is gone.
-size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity);
+size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity, int recover);
 
 #endif

@@ -59,4 +59,13 @@ int pp_capture_stack(int skip, uintptr_t *pcs, int max, unsigned *result_flags);
 // Reads one word at `address` without faulting. Returns 0 if the memory is not readable.
 int pp_safe_read_word(uintptr_t address, uintptr_t *value);
 
+// 1 if a fault-tolerant read on the calling thread may recover from a fault instead of probing
+// the page: the recovery handler is in effect and the thread does not block SIGSEGV/SIGBUS (one
+// system call). Async-signal-safe.
+int pp_faults_recoverable_here(void);
+
+// pp_safe_read_word with `recover` from pp_faults_recoverable_here (asked once per walk): no
+// system call per page when it is 1.
+int pp_safe_read_word_recovering(uintptr_t address, uintptr_t *value, int recover);
+
 #endif

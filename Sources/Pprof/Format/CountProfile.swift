@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A count profile — custom profiles, `goroutine` and `threadcreate` — written as Go's
 /// `printCountProfile` writes it: records with the same stack and labels are counted together and
 /// ordered by count (descending), then by their `@ …` text (byte-wise); the protobuf form has one
@@ -28,8 +32,16 @@ struct CountProfile {
     func groups() -> [Group] {
         var index: [String: Int] = [:]
         var groups: [Group] = []
+        // Many records share a stack (threads parked alike, tasks at one await): formatted once.
+        var addressLists: [[UInt]: String] = [:]
         for record in records {
-            var key = LegacyText.addressList(record.stack)
+            var key: String
+            if let known = addressLists[record.stack] {
+                key = known
+            } else {
+                key = LegacyText.addressList(record.stack)
+                addressLists[record.stack] = key
+            }
             if !record.labels.isEmpty { key += "\n# labels: " + LegacyText.labelString(record.labels) }
             if let at = index[key] {
                 groups[at].count += 1
@@ -38,8 +50,19 @@ struct CountProfile {
                 groups.append(Group(key: key, record: record, count: 1))
             }
         }
-        return groups.sorted {
-            $0.count != $1.count ? $0.count > $1.count : $0.key.utf8.lexicographicallyPrecedes($1.key.utf8)
+        return groups.sorted { $0.count != $1.count ? $0.count > $1.count : Self.utf8Precedes($0.key, $1.key) }
+    }
+
+    /// `a.utf8.lexicographicallyPrecedes(b.utf8)` with one memcmp: keys share long stack prefixes,
+    /// which the element-wise comparison walks byte by byte.
+    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+        var (a, b) = (a, b)
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
         }
     }
 

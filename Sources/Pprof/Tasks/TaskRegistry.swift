@@ -155,13 +155,17 @@ package enum TaskRegistry {
     /// task that finishes meanwhile is left out.
     package static func liveTasks(maximumFrames: Int = 128) -> [TaskSnapshot]? {
         guard case .success = runtime, pp_tasks_hooked() != 0 else { return nil }
+        // Recovering loads instead of a page probe (a system call) per task and record: the dump
+        // thread is an ordinary thread, so faults reach the recovery handler unless it blocks them.
+        _ = pp_fault_recovery_enable()
+        let recover = pp_faults_recoverable_here()
         var capacity = 4096
         var addresses: [UInt] = []
         var ids: [UInt32] = []
         while true {
             addresses = [UInt](repeating: 0, count: capacity)
             ids = [UInt32](repeating: 0, count: capacity)
-            let count = pp_tasks_collect(&addresses, &ids, capacity)
+            let count = pp_tasks_collect(&addresses, &ids, capacity, recover)
             if count < capacity {
                 addresses.removeSubrange(count...)
                 ids.removeSubrange(count...)
@@ -169,13 +173,14 @@ package enum TaskRegistry {
             }
             capacity *= 4
         }
+        let memory = TaskMemory(recover: recover != 0)
         var result: [TaskSnapshot] = []
         result.reserveCapacity(addresses.count)
         var frames = [UInt](repeating: 0, count: maximumFrames)
         var nameBuffer = [CChar](repeating: 0, count: 256)
         for (address, id) in zip(addresses, ids) {
             var raw = pp_task_snapshot()
-            var state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames))
+            var state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames), recover)
             guard state != 0 else { continue }
             var snapshot = TaskSnapshot(
                 address: address,
@@ -184,17 +189,17 @@ package enum TaskRegistry {
                 statusFlags: raw.status_flags,
                 resumeAddresses: [],
                 consistent: false,
-                name: pp_task_read_name(address, id, &nameBuffer, nameBuffer.count) > 0
+                name: pp_task_read_name(address, id, &nameBuffer, nameBuffer.count, recover) > 0
                     ? String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                     : nil
             )
             if state == 1 {
-                (snapshot.dependency, snapshot.recordKinds) = statusRecords(from: raw.status_record)
-                if snapshot.isChildTask { snapshot.parent = TaskMemory.word(at: address &+ childFragmentOffset) }
+                (snapshot.dependency, snapshot.recordKinds) = statusRecords(from: raw.status_record, memory: memory)
+                if snapshot.isChildTask { snapshot.parent = memory.word(at: address &+ childFragmentOffset) }
                 // The records live in the task's allocator and go when it resumes: they count only
                 // if the task is the same, at the same place, with the same records, afterwards.
                 var again = pp_task_snapshot()
-                if pp_task_read(address, id, &again, nil, 0) != 1 || again.resume_task != raw.resume_task
+                if pp_task_read(address, id, &again, nil, 0, recover) != 1 || again.resume_task != raw.resume_task
                     || again.resume_context != raw.resume_context || again.status_record != raw.status_record
                     || again.status_flags != raw.status_flags
                 {
@@ -226,15 +231,15 @@ package enum TaskRegistry {
     /// read fault-tolerant. A `TaskDependencyStatusRecord` is `{flags, parent, DependentOn (a
     /// pointer, or an executor's identity and implementation words), DependencyKind (32 bits)}`, and
     /// is the innermost record but for a record lock.
-    static func statusRecords(from record: UInt) -> (TaskDependency, [UInt8]) {
+    static func statusRecords(from record: UInt, memory: TaskMemory = TaskMemory()) -> (TaskDependency, [UInt8]) {
         var kinds: [UInt8] = []
         var dependency = TaskDependency.none
         var record = record
         while record != 0, kinds.count < 32 {
-            guard let flags = TaskMemory.word(at: record), let parent = TaskMemory.word(at: record &+ 8) else { break }
+            guard let flags = memory.word(at: record), let parent = memory.word(at: record &+ 8) else { break }
             let kind = UInt8(truncatingIfNeeded: flags)
             if kind == RecordKind.dependency, kinds.allSatisfy({ $0 == RecordKind.recordLock }) {
-                dependency = Self.dependency(at: record)
+                dependency = Self.dependency(at: record, memory: memory)
             }
             kinds.append(kind)
             if parent == record { break }
@@ -243,9 +248,9 @@ package enum TaskRegistry {
         return (dependency, kinds)
     }
 
-    static func dependency(at record: UInt) -> TaskDependency {
-        guard let first = TaskMemory.word(at: record &+ 16), let second = TaskMemory.word(at: record &+ 24),
-            let kindWord = TaskMemory.word(at: record &+ 32)
+    static func dependency(at record: UInt, memory: TaskMemory = TaskMemory()) -> TaskDependency {
+        guard let first = memory.word(at: record &+ 16), let second = memory.word(at: record &+ 24),
+            let kindWord = memory.word(at: record &+ 32)
         else { return .none }
         let kind = UInt32(truncatingIfNeeded: kindWord)
         switch kind {
@@ -261,8 +266,28 @@ package enum TaskRegistry {
     /// `Task.sleep`), `task`, `group`, `actor` (enqueued on an actor's or another serial executor),
     /// `executor` (enqueued on the global executor, waiting for a thread), `unknown`.
     package static func waitKind(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> String {
+        waitKind(of: task) { isSleeping(task, symbolizer: symbolizer) }
+    }
+
+    /// `waitKind` of each task, the symbol lookup that tells `sleep` made once per innermost pair of
+    /// resume addresses (a dump holds many tasks suspended at the same place).
+    package static func waitKinds(of tasks: [TaskSnapshot], symbolizer: Symbolizer = .shared) -> [String] {
+        var sleeping: [SIMD2<UInt>: Bool] = [:]
+        return tasks.map { task in
+            waitKind(of: task) {
+                let addresses = task.resumeAddresses
+                let key = SIMD2(addresses.first ?? 0, addresses.count > 1 ? addresses[1] : 0)
+                if let known = sleeping[key] { return known }
+                let found = isSleeping(task, symbolizer: symbolizer)
+                sleeping[key] = found
+                return found
+            }
+        }
+    }
+
+    static func waitKind(of task: TaskSnapshot, sleeping: () -> Bool) -> String {
         switch task.dependency {
-        case .continuation: return isSleeping(task, symbolizer: symbolizer) ? "sleep" : "continuation"
+        case .continuation: return sleeping() ? "sleep" : "continuation"
         case .task: return "task"
         case .group: return "group"
         case .executor(let identity, _): return identity != 0 ? "actor" : "executor"
@@ -298,9 +323,12 @@ package enum TaskRegistry {
 }
 
 /// Word reads of another task's memory that never fault (unreadable memory reads as nil).
-enum TaskMemory {
-    static func word(at address: UInt) -> UInt? {
+struct TaskMemory {
+    /// `pp_faults_recoverable_here()` of the reading thread: recovering loads rather than probes.
+    var recover = false
+
+    func word(at address: UInt) -> UInt? {
         var value: UInt = 0
-        return pp_safe_read_word(address, &value) != 0 ? value : nil
+        return pp_safe_read_word_recovering(address, &value, recover ? 1 : 0) != 0 ? value : nil
     }
 }

@@ -78,10 +78,11 @@ import Testing
         }
         let directory = try await Self.demoProfiles.value
         let second = try await Self.secondDemoProfiles.value
-        // The heap against what it gained in the run (delta_heap); two runs' CPU profiles (as two
-        // CPU windows), and their allocations: growth, shrinkage and unchanged stacks.
+        // Two runs' heaps (the demo's delta_heap equals its heap: all it holds in use came in the
+        // run, the profiler's own tables are not in either), CPU profiles (as two CPU windows) and
+        // allocations: growth, shrinkage and unchanged stacks.
         for (base, profile) in [
-            (directory.appendingPathComponent("delta_heap.pb.gz"), directory.appendingPathComponent("heap.pb.gz")),
+            (directory.appendingPathComponent("heap.pb.gz"), second.appendingPathComponent("heap.pb.gz")),
             (directory.appendingPathComponent("cpu.pb.gz"), second.appendingPathComponent("cpu.pb.gz")),
             (directory.appendingPathComponent("allocs.pb.gz"), second.appendingPathComponent("allocs.pb.gz")),
         ] {

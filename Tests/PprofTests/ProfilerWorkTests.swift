@@ -28,7 +28,8 @@ import Testing
         // The profiler's own code (symbol and unwind tables, encoding, its reader thread) is in no
         // sample of the heap, block and mutex profiles; the same work done as the service is.
         for name in ["heap", "block", "mutex"] {
-            let own = profiles[name]!.filter { $0.names.contains { $0.hasPrefix("Pprof.") } }
+            // `Pprof.X.f()`, `static Pprof.X.f()`, `closure #1 in Pprof.X.f()`.
+            let own = profiles[name]!.filter { $0.names.contains { $0.hasPrefix("Pprof.") || $0.contains(" Pprof.") } }
             #expect(own.isEmpty, "\(name): \(own.prefix(3).map(\.names))")
         }
         #expect(stacks("heap", with: "allocateAsService") > 0)

@@ -52,11 +52,16 @@ public enum CPUProfile {
         /// Off by default, as Go's profiles have no thread identity.
         public var threadLabels: Bool
 
+        /// The form of Swift function names in this profile; `nil` takes `Profile.functionNames`
+        /// when the profile is written.
+        public var functionNames: FunctionNameStyle?
+
         /// Forces an engine instead of the best available one (tests and benchmarks).
         @_spi(Testing) public var engine: Engine?
 
-        public init(threadLabels: Bool = false) {
+        public init(threadLabels: Bool = false, functionNames: FunctionNameStyle? = nil) {
             self.threadLabels = threadLabels
+            self.functionNames = functionNames
             self.engine = nil
         }
     }

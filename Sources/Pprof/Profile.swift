@@ -42,6 +42,15 @@ public final class Profile: Sendable, CustomStringConvertible {
         self.kind = kind
     }
 
+    /// The form of Swift function names in every profile written from now on: `.short`
+    /// (`hcpu.hotB(_:_:)`, the default) or `.full` (the whole demangled signature). A CPU profile
+    /// can choose its own (`CPUProfile.Options.functionNames`). Either way each function's
+    /// `system_name` is its mangled linker name, which `swift demangle` turns into the full form.
+    public static var functionNames: FunctionNameStyle {
+        get { functionNameStyle.load(ordering: .relaxed) == 0 ? .short : .full }
+        set { functionNameStyle.store(newValue == .short ? 0 : 1, ordering: .relaxed) }
+    }
+
     /// The profile with this name, predefined or custom, or `nil`.
     public static func lookup(_ name: String) -> Profile? {
         // The first lookup creates the registry: the profiler's allocations, not the service's.
@@ -153,3 +162,6 @@ enum ProfileRegistry {
         profiles.withLock { Array($0.values) }.sorted { Array($0.name.utf8).lexicographicallyPrecedes($1.name.utf8) }
     }
 }
+
+/// `Profile.functionNames`: 0 short, 1 full.
+private let functionNameStyle = Atomic<UInt8>(0)

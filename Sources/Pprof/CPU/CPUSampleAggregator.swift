@@ -56,6 +56,7 @@ struct CPUSampleAggregator {
         durationNanos: Int64,
         lost: (samples: Int64, periods: Int64),
         threadLabels: Bool,
+        functionNames: FunctionNameStyle = Profile.functionNames,
         comments: [String]
     ) -> ProfileData {
         var builder = ProfileBuilder(
@@ -69,6 +70,7 @@ struct CPUSampleAggregator {
             durationNanos: durationNanos,
             comments: comments
         )
+        builder.functionNames = functionNames
         var tagLabels: [UInt64: [ProfileData.Label]] = [0: []]
         for (index, key) in keys.enumerated() {
             var labels: [ProfileData.Label]

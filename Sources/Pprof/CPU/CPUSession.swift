@@ -286,6 +286,7 @@ final class CPUSession: @unchecked Sendable {
             durationNanos: closed.durationNanos,
             lost: closed.lost,
             threadLabels: options.threadLabels,
+            functionNames: options.functionNames ?? Profile.functionNames,
             comments: comments(lostSamples: closed.lost.samples)
         )
         try profile.write(to: closed.window.sink)

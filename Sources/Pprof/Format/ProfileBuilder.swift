@@ -60,6 +60,10 @@ struct ProfileBuilder {
     private var sampleStacks: [Int32] = []
     /// Whether `build()` groups samples by stack; off to keep the order samples were added in.
     var groupsSamplesByStack = true
+    /// The form of Swift function names (see `FunctionNameStyle`); functions are still told apart
+    /// by their full name, so specializations folded into one name stay separate functions with
+    /// their own `system_name`.
+    var functionNames = Profile.functionNames
 
     private struct FunctionKey: Hashable {
         var name: String
@@ -182,7 +186,7 @@ struct ProfileBuilder {
         profile.functions.append(
             ProfileData.Function(
                 id: id,
-                name: name,
+                name: displayName(name, systemName: systemName, style: functionNames),
                 systemName: systemName,
                 filename: file,
                 startLine: Int64(startLine)

@@ -93,23 +93,24 @@ public enum CPUProfile {
     ///   `PprofError.invalidArgument` if `rate` is outside `rateRange`, and
     ///   `PprofError.unavailable` if no sampling engine or signal can be used.
     public static func start(writingTo sink: some ProfileSink, rate: Int = 100, options: Options = Options()) throws {
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         guard rateRange.contains(rate) else {
             throw PprofError.invalidArgument(
                 "CPU profile rate \(rate) Hz is outside \(rateRange.lowerBound)…\(rateRange.upperBound)"
             )
         }
         if CPUSession.isReaderThread { throw PprofError.cpuProfilingAlreadyInUse }
-        try ProfilerWork.run {
-            try lifecycle.withLock { current in
-                if let session = current, session.ownerProcess != getpid() {
-                    current = nil  // inherited through fork(): it runs in the parent only
-                }
-                guard current == nil else { throw PprofError.cpuProfilingAlreadyInUse }
-                let session = try CPUSession.start(sink: sink, rate: rate, options: options)
-                current = session
-                runningEngine.store(session.engine.cValue, ordering: .releasing)
-                runningProcess.store(getpid(), ordering: .releasing)
+        try lifecycle.withLock { current in
+            if let session = current, session.ownerProcess != getpid() {
+                current = nil  // inherited through fork(): it runs in the parent only
             }
+            guard current == nil else { throw PprofError.cpuProfilingAlreadyInUse }
+            let session = try CPUSession.start(sink: sink, rate: rate, options: options)
+            current = session
+            runningEngine.store(session.engine.cValue, ordering: .releasing)
+            runningProcess.store(getpid(), ordering: .releasing)
         }
     }
 
@@ -122,16 +123,17 @@ public enum CPUProfile {
     ///   either way and can be started again.
     @discardableResult
     public static func stop() throws -> Summary? {
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         // The sink runs on the profiler's thread; stopping from inside it would wait for itself.
         if CPUSession.isReaderThread { return nil }
-        return try ProfilerWork.run {
-            try lifecycle.withLock { current in
-                guard let session = current else { return nil }
-                current = nil
-                if session.ownerProcess != getpid() { return nil }  // inherited through fork()
-                defer { runningEngine.store(0, ordering: .releasing) }
-                return try session.finish()
-            }
+        return try lifecycle.withLock { current in
+            guard let session = current else { return nil }
+            current = nil
+            if session.ownerProcess != getpid() { return nil }  // inherited through fork()
+            defer { runningEngine.store(0, ordering: .releasing) }
+            return try session.finish()
         }
     }
 
@@ -146,14 +148,15 @@ public enum CPUProfile {
     ///   error the ended window's sink threw (profiling goes on into `sink` either way).
     @discardableResult
     public static func startNextWindow(writingTo sink: some ProfileSink) throws -> Summary {
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         if CPUSession.isReaderThread { throw PprofError.unavailable("startNextWindow called from a profile's sink") }
-        return try ProfilerWork.run {
-            try lifecycle.withLock { current in
-                guard let session = current, session.ownerProcess == getpid() else {
-                    throw PprofError.unavailable("no CPU profile is running")
-                }
-                return try session.startNextWindow(writingTo: sink)
+        return try lifecycle.withLock { current in
+            guard let session = current, session.ownerProcess == getpid() else {
+                throw PprofError.unavailable("no CPU profile is running")
             }
+            return try session.startNextWindow(writingTo: sink)
         }
     }
 

@@ -43,7 +43,8 @@ public final class Profile: Sendable, CustomStringConvertible {
     }
 
     /// The form of Swift function names in every profile written from now on: `.short`
-    /// (`hcpu.hotB(_:_:)`, the default) or `.full` (the whole demangled signature). A CPU profile
+    /// (`hcpu.hotB(_:_:)`) or `.full` (the whole demangled signature; the default until every
+    /// reader of ours — `/debug/pprof/symbol`, task headers, the tests — speaks the short form). A CPU profile
     /// can choose its own (`CPUProfile.Options.functionNames`). Either way each function's
     /// `system_name` is its mangled linker name, which `swift demangle` turns into the full form.
     public static var functionNames: FunctionNameStyle {
@@ -54,12 +55,17 @@ public final class Profile: Sendable, CustomStringConvertible {
     /// The profile with this name, predefined or custom, or `nil`.
     public static func lookup(_ name: String) -> Profile? {
         // The first lookup creates the registry: the profiler's allocations, not the service's.
-        ProfilerWork.run { ProfileRegistry.lookup(name) }
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
+        return ProfileRegistry.lookup(name)
     }
 
     /// Every profile, predefined and custom, sorted by name.
     public static var all: [Profile] {
-        ProfilerWork.run { ProfileRegistry.all }
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
+        return ProfileRegistry.all
     }
 
     /// Adds `value` with the stack of the caller. `skip` counts further frames to leave out, as for
@@ -115,7 +121,10 @@ public final class Profile: Sendable, CustomStringConvertible {
     /// with symbolized comments, 2 (for `goroutine`) a crash-style dump of every thread. Errors of
     /// the sink are rethrown.
     public func write(to sink: some ProfileSink, debug: Int = 0) throws {
-        try ProfilerWork.run { try writeProfile(to: sink, debug: debug) }
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
+        try writeProfile(to: sink, debug: debug)
     }
 
     private func writeProfile(to sink: some ProfileSink, debug: Int) throws {
@@ -164,4 +173,4 @@ enum ProfileRegistry {
 }
 
 /// `Profile.functionNames`: 0 short, 1 full.
-private let functionNameStyle = Atomic<UInt8>(0)
+private let functionNameStyle = Atomic<UInt8>(1)

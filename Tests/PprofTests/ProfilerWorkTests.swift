@@ -7,6 +7,21 @@ import Testing
 /// same kinds of work as the service and inside `ProfilerWork`, with heap, block and mutex
 /// recording at full rate and a CPU profile (and its reader thread) running.
 @Suite struct ProfilerWorkTests {
+    /// Whether a function (not an argument type) is Pprof's: `Pprof.X.f(…)`, `static Pprof.X.f(…)`,
+    /// `closure #1 (…) in Pprof.X.f(…)`, but not `M.write(_: Pprof.Profile)`.
+    static func isPprofFunction(_ name: String) -> Bool {
+        let function = name.range(of: " in ", options: .backwards).map { name[$0.upperBound...] } ?? name[...]
+        let qualified = function.prefix { $0 != "(" && $0 != "<" }
+        return qualified.hasPrefix("Pprof.") || qualified.contains(" Pprof.")
+    }
+
+    @Test func pprofFunctionsAreToldFromArgumentTypes() {
+        #expect(Self.isPprofFunction("static Pprof.Profile.lookup(Swift.String) -> Swift.Optional<Pprof.Profile>"))
+        #expect(Self.isPprofFunction("closure #1 () -> () in Pprof.Symbolizer.frames(at: Swift.Array<Swift.UInt>)"))
+        #expect(Self.isPprofFunction("Pprof.SymbolTable.init(files:)"))
+        #expect(!Self.isPprofFunction("helper.writeProfile(_: Pprof.Profile, debug: Swift.Int) throws -> ()"))
+    }
+
     @Test func theProfilersWorkIsLeftOutOrMarked() throws {
         let names = ["heap", "block", "mutex", "goroutine", "threadcreate"]
         let paths = names.map { temporaryPath("work-\($0).pb.gz") }
@@ -28,8 +43,7 @@ import Testing
         // The profiler's own code (symbol and unwind tables, encoding, its reader thread) is in no
         // sample of the heap, block and mutex profiles; the same work done as the service is.
         for name in ["heap", "block", "mutex"] {
-            // `Pprof.X.f()`, `static Pprof.X.f()`, `closure #1 in Pprof.X.f()`.
-            let own = profiles[name]!.filter { $0.names.contains { $0.hasPrefix("Pprof.") || $0.contains(" Pprof.") } }
+            let own = profiles[name]!.filter { $0.names.contains(where: Self.isPprofFunction) }
             #expect(own.isEmpty, "\(name): \(own.prefix(3).map(\.names))")
         }
         #expect(stacks("heap", with: "allocateAsService") > 0)

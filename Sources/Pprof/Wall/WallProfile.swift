@@ -1,3 +1,4 @@
+import CPprof
 import Glibc
 import Synchronization
 
@@ -87,6 +88,9 @@ public enum WallProfile {
     ///   for a rate outside `rateRange` or a cap below 1, `PprofError.unavailable` if no signal can
     ///   be used.
     public static func start(writingTo sink: some ProfileSink, rate: Int = 100, options: Options = Options()) throws {
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         guard rateRange.contains(rate) else {
             throw PprofError.invalidArgument(
                 "wall profile rate \(rate) Hz is outside \(rateRange.lowerBound)…\(rateRange.upperBound)"
@@ -96,12 +100,10 @@ public enum WallProfile {
             throw PprofError.invalidArgument("maxThreadsPerPeriod must be at least 1")
         }
         if WallSession.isSamplerThread { throw PprofError.wallProfilingAlreadyInUse }
-        try ProfilerWork.run {
-            try lifecycle.withLock { current in
-                if let session = current, session.ownerProcess != getpid() { current = nil }
-                guard current == nil else { throw PprofError.wallProfilingAlreadyInUse }
-                current = try WallSession.start(sink: sink, rate: rate, options: options)
-            }
+        try lifecycle.withLock { current in
+            if let session = current, session.ownerProcess != getpid() { current = nil }
+            guard current == nil else { throw PprofError.wallProfilingAlreadyInUse }
+            current = try WallSession.start(sink: sink, rate: rate, options: options)
         }
     }
 
@@ -110,14 +112,15 @@ public enum WallProfile {
     /// - Throws: the error the sink threw. The profiler is stopped either way.
     @discardableResult
     public static func stop() throws -> Summary? {
+        // The profiler's work from the start, a first call's generic metadata included.
+        pp_profiler_work_enter()
+        defer { pp_profiler_work_leave() }
         if WallSession.isSamplerThread { return nil }
-        return try ProfilerWork.run {
-            try lifecycle.withLock { current in
-                guard let session = current else { return nil }
-                current = nil
-                if session.ownerProcess != getpid() { return nil }
-                return try session.finish()
-            }
+        return try lifecycle.withLock { current in
+            guard let session = current else { return nil }
+            current = nil
+            if session.ownerProcess != getpid() { return nil }
+            return try session.finish()
         }
     }
 

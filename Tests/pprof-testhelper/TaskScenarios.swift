@@ -214,48 +214,4 @@ enum TaskScenarios {
     }
 
     @inline(never) static func costLeaf(_ value: Int) async -> Int { value &+ 1 }
-
-    /// ns per task created and awaited, `tasks` tasks in batches of 64.
-    static func createAndFinish(_ tasks: Int) async -> Double {
-        let start = ContinuousClock.now
-        var total = 0
-        for batch in stride(from: 0, to: tasks, by: 64) {
-            var handles: [Task<Int, Never>] = []
-            handles.reserveCapacity(64)
-            for index in batch..<(batch + 64) { handles.append(Task.detached { await costLeaf(index) }) }
-            for handle in handles { total &+= await handle.value }
-        }
-        precondition(total > 0)
-        let elapsed = ContinuousClock.now - start
-        let nanoseconds = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
-        return nanoseconds / Double(tasks)
-    }
-
-    /// `tasks-cost <tasks> <rounds>`: creating and finishing a task with recording on and off,
-    /// alternating rounds in one run; prints the medians and their ratio.
-    static func cost(_ arguments: [String]) throws {
-        let tasks = Int(arguments[0])!
-        let rounds = Int(arguments[1])!
-        TaskRegistry.prepare()
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            var on: [Double] = []
-            var off: [Double] = []
-            for _ in 0..<rounds {
-                TaskRegistry.setRecording(false)
-                off.append(await createAndFinish(tasks))
-                TaskRegistry.setRecording(true)
-                on.append(await createAndFinish(tasks))
-            }
-            let median = { (values: [Double]) in values.sorted()[values.count / 2] }
-            let (withTracking, without) = (median(on), median(off))
-            print(
-                "ns per task: tracking \(Int(withTracking)) without \(Int(without)) ratio "
-                    + "\(Double(Int(withTracking / without * 1000)) / 1000)"
-            )
-            done.signal()
-        }
-        done.wait()
-        print("done")
-    }
 }

@@ -17,7 +17,6 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "thread-dump-parked": ThreadScenarios.parkedThreads,
     "tasks-suspended": TaskScenarios.suspended,
     "tasks-churn": TaskScenarios.churn,
-    "tasks-cost": TaskScenarios.cost,
     "tasks-kinds": TaskKindsScenarios.run,
     "tasks-async-let": AsyncLetScenarios.run,
     "thread-dump-churn": ThreadScenarios.churn,

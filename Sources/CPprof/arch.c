@@ -7,6 +7,7 @@
 #include <ucontext.h>
 
 #include "arch.h"
+#include "pp_thread_dump.h"
 #include "pp_thread_id.h"
 #include "pp_unwind.h"
 
@@ -101,21 +102,29 @@ static int read_code_byte(uintptr_t address, uint8_t *byte) {
     return 1;
 }
 
-// Whether the interrupted point is a blocking system call: rewound for restart, or just returned
-// -EINTR because this very signal interrupted it (nanosleep, epoll_wait, poll...). Runs in handlers.
+// What the interrupted registers say of system calls (PP_IN_SYSCALL, PP_RETURNED_FROM_SYSCALL,
+// PP_NO_SYSCALL_SEEN): blocked in one when it is rewound for restart, or just returned -EINTR
+// because this very signal interrupted it (nanosleep, epoll_wait, poll...). Runs in handlers.
 int pp_arch_interrupted_in_syscall(const void *context) {
-    if (pp_arch_interrupted_syscall(context) >= 0) return 1;
+    if (pp_arch_interrupted_syscall(context) >= 0) return PP_IN_SYSCALL;
     const ucontext_t *uc = (const ucontext_t *)context;
 #if defined(__x86_64__)
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     long rax = (long)uc->uc_mcontext.gregs[REG_RAX];
     uint8_t b0, b1;
-    if (rax != -EINTR || !read_code_byte(pc - 2, &b0) || !read_code_byte(pc - 1, &b1)) return 0;
-    return b0 == 0x0f && b1 == 0x05;
+    if (!read_code_byte(pc - 2, &b0) || !read_code_byte(pc - 1, &b1) || b0 != 0x0f || b1 != 0x05) {
+        return PP_NO_SYSCALL_SEEN;
+    }
+    return rax == -EINTR ? PP_IN_SYSCALL : PP_RETURNED_FROM_SYSCALL;
 #else
     // pp_arch_interrupted_syscall already accepts `svc` just before the pc with x0 == -EINTR.
-    (void)uc;
-    return 0;
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+    uint8_t b[4];
+    for (int i = 0; i < 4; i++) {
+        if (!read_code_byte(pc - 4 + i, &b[i])) return PP_NO_SYSCALL_SEEN;
+    }
+    uint32_t instruction = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return instruction == 0xd4000001u ? PP_RETURNED_FROM_SYSCALL : PP_NO_SYSCALL_SEEN;
 #endif
 }
 

@@ -23,8 +23,8 @@ struct ThreadSample: Sendable {
     var flags: UInt32
     /// The system call the thread was blocked in, if any (kernel number).
     var syscall: Int?
-    /// Whether it was blocked in a system call when asked (also when `syscall` could not tell which).
-    var inSystemCall: Bool = false
+    /// What its registers said of system calls when asked.
+    var systemCall: ThreadProfiles.SystemCallEvidence = .noneSeen
     var labelTag: UInt64
 }
 
@@ -81,7 +81,7 @@ struct ThreadSample: Sendable {
                 stack: stack,
                 flags: entry.flags,
                 syscall: entry.syscall >= 0 ? Int(entry.syscall) : nil,
-                inSystemCall: entry.in_syscall != 0,
+                systemCall: ThreadProfiles.SystemCallEvidence(entry.in_syscall),
                 labelTag: entry.label_tag
             )
         }
@@ -387,6 +387,58 @@ enum ThreadProfiles {
         }
         guard let syscall, let call = BlockingSystemCall(number: syscall) else { return nil }
         return call.reason
+    }
+
+    /// What a sampled thread's registers said of system calls.
+    enum SystemCallEvidence: Hashable {
+        /// Blocked in one (also when `syscall` could not tell which).
+        case blocked
+        /// One had just returned: a woken thread not yet back in its caller (or waiting for a CPU).
+        case returned
+        /// Neither: interrupted in ordinary code, or where a kernel or sandbox shows no trace of the call.
+        case noneSeen
+
+        init(_ raw: Int32) {
+            switch Int(raw) {
+            case Int(PP_IN_SYSCALL): self = .blocked
+            case Int(PP_RETURNED_FROM_SYSCALL): self = .returned
+            default: self = .noneSeen
+            }
+        }
+    }
+
+    /// libc's wrappers of blocking system calls, by the start of their (possibly `__`-prefixed) names.
+    static let blockingCallWrappers = [
+        "clock_nanosleep", "nanosleep", "epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "pselect",
+        "__futex_abstimed_wait", "futex_wait", "__lll_lock_wait", "sem_wait", "sem_timedwait", "pause",
+        "sigwait", "sigtimedwait", "sigsuspend", "wait4", "waitpid", "waitid", "accept", "recv", "recvfrom", "recvmsg",
+        "read", "pread",
+        "syscall",
+    ]
+
+    /// Whether the interrupted instruction (the stack's leaf) lies in a blocking call's libc wrapper.
+    /// Where the registers show no trace of a call (a kernel or sandbox that reports an interrupted
+    /// call differently: no rewind onto `syscall`, no -EINTR after it), that is the evidence of a
+    /// wait: a thread spends next to no time in such a wrapper outside its system call.
+    static func leafIsBlockingCallWrapper(_ stack: [UInt], symbolizer: Symbolizer) -> Bool {
+        guard let leaf = stack.first, leaf > SyntheticFrame.maximumRawValue,
+            let name = symbolizer.frames(at: leaf - 1).first?.name
+        else { return false }
+        return isBlockingCallWrapper(name)
+    }
+
+    /// "clock_nanosleep", "__GI___clock_nanosleep", "__libc_read", "__futex_abstimed_wait_common64";
+    /// not "readdir" or "pollster".
+    static func isBlockingCallWrapper(_ name: String) -> Bool {
+        var bare = Substring(name)
+        for prefix in ["_", "GI_", "_", "libc_"] {
+            while bare.hasPrefix(prefix) { bare = bare.dropFirst(prefix.count) }
+        }
+        return blockingCallWrappers.contains { wrapper in
+            let stem = wrapper.drop(while: { $0 == "_" })
+            guard bare.hasPrefix(stem) else { return false }
+            return bare.dropFirst(stem.count).first.map { !$0.isLetter } ?? true
+        }
     }
 
     // MARK: threadcreate

@@ -73,6 +73,16 @@ struct WallProfileTests {
             print("wall \(state): profile \(share), measured \(truth / total)")
             #expect(abs(share - truth / total) <= 0.05, "\(state): profile \(share) vs measured \(truth / total)")
         }
+        if abs((byState["waiting:sleep"] ?? 0) / routeTotal - sleep / total) > 0.05 {
+            // What the sleep phase's samples looked like, for a kernel or sandbox that reports them differently.
+            var sleepStacks: [String: Double] = [:]
+            for sample in run.samples where sample.functionNames.contains(where: { $0.contains("wallSleepStep") }) {
+                let leaf = sample.functionNames.prefix(3).joined(separator: " < ")
+                sleepStacks["\(sample.label("state") ?? "none"): \(leaf)", default: 0] += Double(sample.values[1]) / 1e9
+            }
+            let kernel = (try? String(contentsOfFile: "/proc/version", encoding: .utf8)) ?? "?"
+            print("sleep-phase samples (s) by state and leaf: \(sleepStacks); kernel: \(kernel)")
+        }
         let unknown = run.samples.filter { $0.label("state") == "unknown" }.map { Double($0.values[1]) }.reduce(0, +)
         print("states \(byState.mapValues { $0 / routeTotal }); unlabelled unknown \(unknown / 1e9) s")
         print("run-queue delay after the lock \(lockRunDelay / total), after the sleep \(sleepRunDelay / total)")
@@ -223,6 +233,33 @@ struct WallProfileTests {
 
     /// Idle recognition on stacks as the symbolizer names them (leaf first): pool threads waiting
     /// for work are idle; the same pools waiting inside work are not.
+    /// A sample whose registers do not show the interrupted system call is still a wait when it
+    /// was taken inside a blocking call's libc wrapper (found by address, as samples are).
+    @Test func blockingCallWrappersAreRecognised() throws {
+        for name in [
+            "clock_nanosleep", "__GI___clock_nanosleep", "__libc_read", "__futex_abstimed_wait_common64", "epoll_wait",
+        ] {
+            #expect(ThreadProfiles.isBlockingCallWrapper(name), "\(name)")
+        }
+        for name in ["readdir", "pollster", "App.read()", "memcpy", "Swift.Task.sleep"] {
+            #expect(!ThreadProfiles.isBlockingCallWrapper(name), "\(name)")
+        }
+        let process = dlopen(nil, RTLD_NOW)
+        let sleep = try #require(dlsym(process, "clock_nanosleep"))
+        let inSleep = UInt(bitPattern: sleep) + 8 + 1
+        #expect(ThreadProfiles.leafIsBlockingCallWrapper([inSleep], symbolizer: .shared))
+        #expect(
+            WallState.classify(stack: [inSleep], syscall: nil, systemCall: .noneSeen, symbolizer: .shared)
+                == .waiting("sleep")
+        )
+        // Just returned from the sleep (woken, waiting for a CPU): running, as the kernel sees it.
+        #expect(
+            WallState.classify(stack: [inSleep], syscall: nil, systemCall: .returned, symbolizer: .shared) == .running
+        )
+        let copy = try #require(dlsym(process, "memcpy"))
+        #expect(!ThreadProfiles.leafIsBlockingCallWrapper([UInt(bitPattern: copy) + 1], symbolizer: .shared))
+    }
+
     @Test func idlePoolStacksAreRecognised() {
         let dispatchIdle = [
             "__futex_abstimed_wait_common64", "__new_sem_wait_slow64.constprop.0", "call_real_sem", "sem_timedwait",

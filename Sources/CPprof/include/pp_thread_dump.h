@@ -22,6 +22,8 @@ enum {
     PP_THREAD_BLOCKS_SIGNAL = 4,
 };
 
+enum { PP_NO_SYSCALL_SEEN = 0, PP_IN_SYSCALL = 1, PP_RETURNED_FROM_SYSCALL = 2 };
+
 typedef struct pp_thread_stack {
     int32_t tid;
     int32_t status;
@@ -29,8 +31,10 @@ typedef struct pp_thread_stack {
     uint32_t flags;
     // The system call the thread was blocked in (kernel number), or -1.
     int32_t syscall;
-    // 1 if it was blocked in a system call (restarting, or interrupted with EINTR by the dump
-    // signal: then `syscall` is -1 on x86_64, the number being lost), else 0.
+    // What its registers say of system calls: PP_IN_SYSCALL when it was blocked in one (restarting,
+    // or interrupted with EINTR by the dump signal: then `syscall` is -1 on x86_64, the number being
+    // lost), PP_RETURNED_FROM_SYSCALL when one had just returned (a woken thread not yet back in its
+    // caller), PP_NO_SYSCALL_SEEN otherwise.
     int32_t in_syscall;
     // Its label tag (pp_labels_current() on that thread).
     uint64_t label_tag;

@@ -11,7 +11,7 @@ struct WallSampleAggregator {
         var status: ThreadSample.Status
         /// The restartable system call the thread was blocked in, or -1.
         var syscall: Int32
-        var inSystemCall: Bool
+        var systemCall: ThreadProfiles.SystemCallEvidence
         /// 0 and "" unless thread labels are on.
         var threadID: Int32
         var threadName: String
@@ -28,7 +28,7 @@ struct WallSampleAggregator {
             tag: sample.status == .sampled ? sample.labelTag : 0,
             status: sample.status == .sampled || sample.status == .blocksSignal ? sample.status : .noAnswer,
             syscall: Int32(sample.syscall ?? -1),
-            inSystemCall: sample.inSystemCall,
+            systemCall: sample.systemCall,
             threadID: threadName == nil ? 0 : sample.tid,
             threadName: threadName ?? ""
         )
@@ -92,7 +92,7 @@ struct WallSampleAggregator {
                     state = WallState.classify(
                         stack: key.stack,
                         syscall: key.syscall >= 0 ? Int(key.syscall) : nil,
-                        inSystemCall: key.inSystemCall,
+                        systemCall: key.systemCall,
                         symbolizer: symbolizer
                     )
                     stackStates[key.stack] = state
@@ -151,8 +151,18 @@ enum WallState: Hashable {
         return false
     }
 
-    static func classify(stack: [UInt], syscall: Int?, inSystemCall: Bool, symbolizer: Symbolizer) -> WallState {
-        guard inSystemCall else { return .running }
+    static func classify(
+        stack: [UInt],
+        syscall: Int?,
+        systemCall: ThreadProfiles.SystemCallEvidence,
+        symbolizer: Symbolizer
+    ) -> WallState {
+        switch systemCall {
+        case .blocked: break
+        case .returned: return .running
+        case .noneSeen:
+            guard ThreadProfiles.leafIsBlockingCallWrapper(stack, symbolizer: symbolizer) else { return .running }
+        }
         let kind = waitKind(ThreadProfiles.waitReason(syscall: syscall, stack: stack, symbolizer: symbolizer))
         let names = stack.flatMap { entry -> [String] in
             entry <= SyntheticFrame.maximumRawValue ? [] : symbolizer.frames(at: entry - 1).map(\.name)

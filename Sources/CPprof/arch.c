@@ -10,6 +10,7 @@
 #include "pp_thread_dump.h"
 #include "pp_thread_id.h"
 #include "pp_unwind.h"
+#include "safe_read.h"
 
 void pp_regs_from_ucontext(const void *context, pp_regs *out) {
     const ucontext_t *uc = (const ucontext_t *)context;
@@ -94,65 +95,57 @@ int pp_arch_recover_fault(void *context) {
     return 1;
 }
 
-// Reads the byte at `address` through the fault-safe word reader.
-static int read_code_byte(uintptr_t address, uint8_t *byte) {
-    uintptr_t word;
-    if (!pp_safe_read_word(address & ~(uintptr_t)7, &word)) return 0;
-    *byte = (uint8_t)(word >> (8 * (address & 7)));
+// The code bytes around an interrupted pc: window[i] is the byte at pc - 4 + i. Two aligned words
+// through one fault-safe reader (one page probe, two at a page boundary).
+static int read_code_window(uintptr_t pc, uint8_t window[8]) {
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, 0);
+    uintptr_t start = pc - 4, first = start & ~(uintptr_t)7;
+    uintptr_t words[2];
+    if (!pp_safe_read(&reader, first, &words[0]) || !pp_safe_read(&reader, first + 8, &words[1])) return 0;
+    for (int i = 0; i < 8; i++) {
+        uintptr_t offset = start - first + (uintptr_t)i;
+        window[i] = (uint8_t)(words[offset / 8] >> (8 * (offset % 8)));
+    }
     return 1;
 }
 
 // What the interrupted registers say of system calls (PP_IN_SYSCALL, PP_RETURNED_FROM_SYSCALL,
-// PP_NO_SYSCALL_SEEN): blocked in one when it is rewound for restart, or just returned -EINTR
-// because this very signal interrupted it (nanosleep, epoll_wait, poll...). Runs in handlers.
-int pp_arch_interrupted_in_syscall(const void *context) {
-    if (pp_arch_interrupted_syscall(context) >= 0) return PP_IN_SYSCALL;
+// PP_NO_SYSCALL_SEEN), and in *number the call a blocked thread is in (-1 when not known). Blocked
+// means rewound onto the system-call instruction for restart (the number is known), or just
+// returned -EINTR because this very signal interrupted it (nanosleep, epoll_wait, poll...; on
+// x86_64 the number is then lost). Runs in handlers.
+int pp_arch_interrupted_syscall(const void *context, long *number) {
     const ucontext_t *uc = (const ucontext_t *)context;
+    *number = -1;
+    uint8_t code[8];
 #if defined(__x86_64__)
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     long rax = (long)uc->uc_mcontext.gregs[REG_RAX];
-    uint8_t b0, b1;
-    if (!read_code_byte(pc - 2, &b0) || !read_code_byte(pc - 1, &b1) || b0 != 0x0f || b1 != 0x05) {
-        return PP_NO_SYSCALL_SEEN;
+    if (!read_code_window(pc, code)) return PP_NO_SYSCALL_SEEN;
+    // A restartable call (SA_RESTART) is rewound onto its `syscall` (0f 05), rax holding its number.
+    if (code[4] == 0x0f && code[5] == 0x05 && rax >= 0 && rax < 1024) {
+        *number = rax;
+        return PP_IN_SYSCALL;
     }
+    if (code[2] != 0x0f || code[3] != 0x05) return PP_NO_SYSCALL_SEEN;
     return rax == -EINTR ? PP_IN_SYSCALL : PP_RETURNED_FROM_SYSCALL;
-#else
-    // pp_arch_interrupted_syscall already accepts `svc` just before the pc with x0 == -EINTR.
-    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
-    uint8_t b[4];
-    for (int i = 0; i < 4; i++) {
-        if (!read_code_byte(pc - 4 + i, &b[i])) return PP_NO_SYSCALL_SEEN;
-    }
-    uint32_t instruction = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-    return instruction == 0xd4000001u ? PP_RETURNED_FROM_SYSCALL : PP_NO_SYSCALL_SEEN;
-#endif
-}
-
-long pp_arch_interrupted_syscall(const void *context) {
-    const ucontext_t *uc = (const ucontext_t *)context;
-#if defined(__x86_64__)
-    // A blocking call the kernel will restart (SA_RESTART) is rewound onto its `syscall`
-    // instruction (0f 05) with rax holding the call number again.
-    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-    long rax = (long)uc->uc_mcontext.gregs[REG_RAX];
-    uint8_t b0, b1;
-    if (!read_code_byte(pc, &b0) || !read_code_byte(pc + 1, &b1)) return -1;
-    if (b0 == 0x0f && b1 == 0x05 && rax >= 0 && rax < 1024) return rax;
-    return -1;
 #else
     // aarch64 keeps the call number in x8; the pc is on `svc #0` (restart) or just after it.
     uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
     long x8 = (long)uc->uc_mcontext.regs[8];
+    if (!read_code_window(pc, code)) return PP_NO_SYSCALL_SEEN;
     for (int back = 0; back <= 4; back += 4) {
-        uint8_t b[4];
-        int ok = 1;
-        for (int i = 0; i < 4 && ok; i++) ok = read_code_byte(pc - back + i, &b[i]);
+        const uint8_t *b = code + 4 - back;
         uint32_t instruction = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-        if (ok && instruction == 0xd4000001u) {
-            if (back == 0 || (long)uc->uc_mcontext.regs[0] == -EINTR) return (x8 >= 0 && x8 < 1024) ? x8 : -1;
+        if (instruction != 0xd4000001u) continue;
+        if (back == 0 || (long)uc->uc_mcontext.regs[0] == -EINTR) {
+            if (x8 >= 0 && x8 < 1024) *number = x8;
+            return PP_IN_SYSCALL;
         }
+        return PP_RETURNED_FROM_SYSCALL;
     }
-    return -1;
+    return PP_NO_SYSCALL_SEEN;
 #endif
 }
 

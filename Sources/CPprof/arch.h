@@ -76,10 +76,10 @@ typedef struct pp_ucontext_layout {
 } pp_ucontext_layout;
 extern const pp_ucontext_layout pp_ucontext_offsets;
 
-// The system-call number a thread interrupted by a signal was blocked in (the kernel rewinds a
-// restartable call onto its system-call instruction), or -1 when it was not in one.
-long pp_arch_interrupted_syscall(const void *ucontext);
-int pp_arch_interrupted_in_syscall(const void *ucontext);
+// What the registers of a thread interrupted by a signal say of system calls: PP_IN_SYSCALL,
+// PP_RETURNED_FROM_SYSCALL or PP_NO_SYSCALL_SEEN (pp_thread_dump.h); *number is the call it is
+// blocked in when known (the kernel rewinds a restartable call onto its instruction), else -1.
+int pp_arch_interrupted_syscall(const void *ucontext, long *number);
 
 // A load that never crashes: a fault inside it is recovered by pp_fault_recovery's SIGSEGV/SIGBUS
 // handler, which makes it return {0, 0}. Only valid while that handler is installed.

@@ -72,8 +72,9 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 unsigned flags = 0;
                 slot->depth = pp_unwind_from_ucontext(context, slot->pcs, PP_THREAD_STACK_MAX, &flags);
                 slot->flags = flags | (pp_profiler_work_active() ? PP_STACK_PROFILER : 0);
-                slot->syscall = (int32_t)pp_arch_interrupted_syscall(context);
-                slot->in_syscall = pp_arch_interrupted_in_syscall(context);
+                long number;
+                slot->in_syscall = pp_arch_interrupted_syscall(context, &number);
+                slot->syscall = (int32_t)number;
                 slot->label_tag = pp_labels_current();
                 __atomic_store_n(&slot->word, generation << STATE_BITS | SLOT_DONE, __ATOMIC_RELEASE);
                 __atomic_add_fetch(&answers, 1, __ATOMIC_RELEASE);

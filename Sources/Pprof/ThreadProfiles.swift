@@ -407,10 +407,11 @@ enum ThreadProfiles {
         }
     }
 
-    /// libc's wrappers of blocking system calls, by the start of their (possibly `__`-prefixed) names.
+    /// libc's wrappers of blocking system calls, by the start of their names less `_`, `__GI_` or
+    /// `__libc_` prefixes.
     static let blockingCallWrappers = [
         "clock_nanosleep", "nanosleep", "epoll_wait", "epoll_pwait", "poll", "ppoll", "select", "pselect",
-        "__futex_abstimed_wait", "futex_wait", "__lll_lock_wait", "sem_wait", "sem_timedwait", "pause",
+        "futex_abstimed_wait", "futex_wait", "lll_lock_wait", "sem_wait", "sem_timedwait", "pause",
         "sigwait", "sigtimedwait", "sigsuspend", "wait4", "waitpid", "waitid", "accept", "recv", "recvfrom", "recvmsg",
         "read", "pread",
         "syscall",
@@ -434,10 +435,8 @@ enum ThreadProfiles {
         for prefix in ["_", "GI_", "_", "libc_"] {
             while bare.hasPrefix(prefix) { bare = bare.dropFirst(prefix.count) }
         }
-        return blockingCallWrappers.contains { wrapper in
-            let stem = wrapper.drop(while: { $0 == "_" })
-            guard bare.hasPrefix(stem) else { return false }
-            return bare.dropFirst(stem.count).first.map { !$0.isLetter } ?? true
+        return blockingCallWrappers.contains { stem in
+            bare.hasPrefix(stem) && (bare.dropFirst(stem.count).first.map { !$0.isLetter } ?? true)
         }
     }
 

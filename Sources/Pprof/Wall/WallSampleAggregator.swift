@@ -79,14 +79,22 @@ struct WallSampleAggregator {
         )
         var counts = Counts()
         var tagLabels: [UInt64: [ProfileData.Label]] = [0: []]
-        var stackStates: [[UInt]: WallState] = [:]
+        // A stack's state also depends on what the registers said (one pc can be blocked in its
+        // system call or just back from it).
+        struct StateKey: Hashable {
+            var stack: [UInt]
+            var syscall: Int32
+            var systemCall: ThreadProfiles.SystemCallEvidence
+        }
+        var states: [StateKey: WallState] = [:]
         for (index, key) in keys.enumerated() {
             let value = values[index]
             counts.samples += value.samples
             let state: WallState
             switch key.status {
             case .sampled:
-                if let known = stackStates[key.stack] {
+                let stateKey = StateKey(stack: key.stack, syscall: key.syscall, systemCall: key.systemCall)
+                if let known = states[stateKey] {
                     state = known
                 } else {
                     state = WallState.classify(
@@ -95,7 +103,7 @@ struct WallSampleAggregator {
                         systemCall: key.systemCall,
                         symbolizer: symbolizer
                     )
-                    stackStates[key.stack] = state
+                    states[stateKey] = state
                 }
             case .blocksSignal:
                 counts.blocksSignal += value.samples

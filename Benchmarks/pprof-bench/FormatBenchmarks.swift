@@ -97,6 +97,7 @@ enum FormatBenchmarks {
             "    protobuf alone: \(ms(encodeRaw)) → \(kib(raw.count)) raw;  gzip of those bytes alone: \(ms(gzipOnly))"
         )
         print("  decode: gzip \(ms(decode)), raw \(ms(decodeRaw))")
+        try CompressorBenchmarks.run(raw: raw, samples: profile.samples.count)
 
         // Memory: the streaming encode against encoding whole and then compressing whole.
         let streaming = try peakExtraMemory { try profile.write(to: CountingSink()) }

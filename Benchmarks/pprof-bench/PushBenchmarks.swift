@@ -12,7 +12,7 @@ import Synchronization
 
 /// `pprof-bench push`: the Pyroscope exporter with every profile on, pushing every 10 s to a
 /// loopback sink, beside a demo-sized service (two threads that compute, allocate and share a
-/// lock). Rounds without and with the exporter alternate; per round: the service's throughput,
+/// lock). Rounds without and with the exporter alternate (ABBA); per round: the service's throughput,
 /// and the CPU time of every thread that is not the service's or the sink's (the exporter's
 /// collector, the CPU profile's reader, the HTTP client's event loops), from each thread's
 /// schedstat. Also the heap the process holds before, after and between cycles.
@@ -37,7 +37,9 @@ enum PushBenchmarks {
         var cycles: [PyroscopeExporterStatistics] = []
         var heapGrowth: [Int] = []
         for round in 0..<(2 * rounds) {
-            if round % 2 == 0 {
+            // Without, with, with, without, …: a drift of the machine's speed over the run
+            // cancels out of the pairs instead of always favouring the rounds that come first.
+            if round % 4 == 0 || round % 4 == 3 {
                 without.append(measure(sink: sink) {})
             } else {
                 let exporter = try PyroscopeExporter(
@@ -66,6 +68,9 @@ enum PushBenchmarks {
 
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let throughput = median(zip(with, without).map { $0.iterationsPerSecond / $1.iterationsPerSecond })
+        let perServiceCPU = median(
+            zip(with, without).map { $0.iterationsPerServiceCPUSecond / $1.iterationsPerServiceCPUSecond }
+        )
         let profilerCPU = zip(with, without).map { $0.otherThreadsCPUNanos - $1.otherThreadsCPUNanos }
         let cyclesPerRound = cycles.map { Double($0.cycles) }
         let collection = zip(cycles, cyclesPerRound).map { Double($0.collectionCPUNanos) / max($1, 1) }
@@ -81,17 +86,18 @@ enum PushBenchmarks {
         let perCycle = zip(collection, continuous).map { $0 + $1 }
         let uploadBytes = cycles.map { Double($0.bytesUploaded) / Double(max($0.uploads, 1)) }
         print(
-            "rounds of \(Int(roundSeconds)) s, without and with the exporter in turn (\(rounds) each), upload every 10 s"
+            "rounds of \(Int(roundSeconds)) s, without and with the exporter in turn, ABBA (\(rounds) each), upload every 10 s"
         )
         for (index, (a, b)) in zip(without, with).enumerated() {
             print(
                 String(
                     format:
-                        "  round %d: throughput %.0f vs %.0f it/s (%.4f); threads other than the service's %.1f vs %.1f ms; exporter cycles %d",
+                        "  round %d: throughput without vs with %.0f vs %.0f it/s (%.4f; per service CPU second %.4f); threads other than the service's %.1f vs %.1f ms; exporter cycles %d",
                     index + 1,
                     a.iterationsPerSecond,
                     b.iterationsPerSecond,
                     b.iterationsPerSecond / a.iterationsPerSecond,
+                    b.iterationsPerServiceCPUSecond / a.iterationsPerServiceCPUSecond,
                     Double(a.otherThreadsCPUNanos) / 1e6,
                     Double(b.otherThreadsCPUNanos) / 1e6,
                     cycles[index].cycles
@@ -101,7 +107,14 @@ enum PushBenchmarks {
                 print(String(format: "      %-20@ %8.1f ms", name as NSString, Double(nanos) / 1e6))
             }
         }
-        print(String(format: "service throughput with exporter / without: %.4f (median; budget >= 0.99)", throughput))
+        print(
+            String(
+                format:
+                    "service throughput with exporter / without: %.4f per wall second, %.4f per second of the service threads' CPU (medians; budget >= 0.99)",
+                throughput,
+                perServiceCPU
+            )
+        )
         print(
             String(
                 format:
@@ -127,6 +140,10 @@ enum PushBenchmarks {
 
     struct Round {
         var iterationsPerSecond: Double
+        /// Iterations per second of the service threads' own CPU time: what the profiler costs on
+        /// them (signal handling, hooks, caches), without the time other load on the machine
+        /// takes from them.
+        var iterationsPerServiceCPUSecond: Double
         var otherThreadsCPUNanos: Int64
         var cpuByThreadName: [String: Int64]
     }
@@ -134,6 +151,7 @@ enum PushBenchmarks {
     /// Runs the service for a round and measures it.
     static func measure(sink: Sink, _ during: () -> Void) -> Round {
         let iterations = Atomic<Int>(0)
+        let serviceCPU = Atomic<Int>(0)
         let serviceThreads = Mutex<Set<Int32>>([])
         let before = threadCPU()
         let start = Date()
@@ -142,6 +160,7 @@ enum PushBenchmarks {
         let workers = (0..<2).map { index in
             Thread {
                 serviceThreads.withLock { _ = $0.insert(pp_gettid()) }
+                let cpuStart = threadCPUNanos()
                 var seed = UInt64(index + 1)
                 var count = 0
                 while Date() < deadline {
@@ -149,6 +168,7 @@ enum PushBenchmarks {
                     count += 1
                 }
                 iterations.add(count, ordering: .relaxed)
+                serviceCPU.add(Int(threadCPUNanos() - cpuStart), ordering: .relaxed)
             }
         }
         for worker in workers { worker.start() }
@@ -167,6 +187,8 @@ enum PushBenchmarks {
         }
         return Round(
             iterationsPerSecond: Double(iterations.load(ordering: .relaxed)) / elapsed,
+            iterationsPerServiceCPUSecond: Double(iterations.load(ordering: .relaxed))
+                / (Double(serviceCPU.load(ordering: .relaxed)) / 1e9),
             otherThreadsCPUNanos: other,
             cpuByThreadName: byName
         )
@@ -182,6 +204,12 @@ enum PushBenchmarks {
             return state
         }
         return x ^ total
+    }
+
+    static func threadCPUNanos() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     /// Every thread's on-CPU nanoseconds (schedstat) and name.

@@ -43,9 +43,8 @@ public final class Profile: Sendable, CustomStringConvertible {
     }
 
     /// The form of Swift function names in every profile written from now on: `.short`
-    /// (`hcpu.hotB(_:_:)`) or `.full` (the whole demangled signature; the default until every
-    /// reader of ours — `/debug/pprof/symbol`, task headers, the tests — speaks the short form). A CPU profile
-    /// can choose its own (`CPUProfile.Options.functionNames`). Either way each function's
+    /// (`hcpu.hotB(_:_:)`, the default) or `.full` (the whole demangled signature). It applies to
+    /// `/debug/pprof/symbol`'s answers and task headers too. A CPU profile can choose its own (`CPUProfile.Options.functionNames`). Either way each function's
     /// `system_name` is its mangled linker name, which `swift demangle` turns into the full form.
     public static var functionNames: FunctionNameStyle {
         get { functionNameStyle.load(ordering: .relaxed) == 0 ? .short : .full }
@@ -173,4 +172,4 @@ enum ProfileRegistry {
 }
 
 /// `Profile.functionNames`: 0 short, 1 full.
-private let functionNameStyle = Atomic<UInt8>(1)
+private let functionNameStyle = Atomic<UInt8>(0)

@@ -69,7 +69,7 @@ struct Summary {
             let value = sample.values[index]
             if let leaf = sample.frames.first { flat[Self.name(of: leaf), default: 0] += value }
             for function in Set(sample.frames.map(Self.name(of:))) { cumulative[function, default: 0] += value }
-            let owners = Set(sample.frames.map { Self.owningFunction($0.function) })
+            let owners = Set(sample.frames.map(\.function))
             for function in owners where Self.isDemoCode(function) && !Self.isHelperFrame(function) {
                 demoCumulative[function, default: 0] += value
             }
@@ -263,36 +263,6 @@ struct Summary {
         function.contains(demoModule) || function.contains("Pprof.")
     }
 
-    /// The function an async funclet belongs to: `(2) await resume partial function for f()` → `f()`.
-    static func owningFunction(_ function: String) -> String {
-        withoutSpecialization(function).replacingOccurrences(
-            of: #"^\(\d+\) (await|suspend) resume partial function for "#,
-            with: "",
-            options: .regularExpression
-        )
-    }
-
-    /// The function a compiler specialization was made of: `function signature specialization
-    /// <Arg[1] = Dead> of static f()` → `static f()`; likewise `generic specialization <…> of`.
-    static func withoutSpecialization(_ function: String) -> String {
-        var name = Substring(function)
-        if name.hasPrefix("merged ") { name = name.dropFirst(7) }
-        while let marker = name.range(of: "specialization <"),
-            name[..<marker.lowerBound].allSatisfy({ $0.isLetter || $0 == " " })
-        {
-            var depth = 1
-            var index = marker.upperBound
-            while index < name.endIndex && depth > 0 {
-                if name[index] == "<" { depth += 1 }
-                if name[index] == ">" && name[name.index(before: index)] != "-" { depth -= 1 }
-                index = name.index(after: index)
-            }
-            guard name[index...].hasPrefix(" of ") else { break }
-            name = name[name.index(index, offsetBy: 4)...]
-        }
-        return String(name)
-    }
-
     /// Closures, thunks and `defer` bodies: frames that say less than the function they are in.
     static func isHelperFrame(_ function: String) -> Bool {
         ["closure", "implicit closure", "partial apply", "$defer", "reabstraction thunk", "thunk for"].contains {
@@ -303,7 +273,7 @@ struct Summary {
     /// Where a sample comes from: the first named function of the demo or the profiler (where it
     /// allocated, waited, started a thread), else the first frame after the leaf's primitive.
     static func site(of sample: ProfileData.ResolvedSample) -> String {
-        let names = sample.frames.map { owningFunction($0.function) }
+        let names = sample.frames.map(\.function)
         if let own = names.first(where: { isPackageCode($0) && !isHelperFrame($0) })
             ?? names.first(where: isPackageCode)
         {
@@ -316,92 +286,10 @@ struct Summary {
         self.text += text + "\n"
     }
 
-    /// Swift names without argument types and return type: `pprof_demo.SearchIndex.score(_:terms:inverseFrequency:)`.
+    /// A name cut to `limit` characters. Profiles carry the short Swift form already
+    /// (`Profile.functionNames`: funclets and specializations folded into their function).
     func short(_ name: String, limit: Int = 80) -> String {
-        let shortened = Self.dropSignatures(Self.withoutSpecialization(name))
-        return shortened.count <= limit ? shortened : String(shortened.prefix(limit - 1)) + "…"
-    }
-
-    /// Shortens demangled Swift names: parameter lists become their labels (`(_:terms:)`), and
-    /// ` async`, ` throws` and ` -> Type` after them go.
-    static func dropSignatures(_ name: String) -> String {
-        let characters = Array(name)
-        var result = ""
-        var index = 0
-        /// The index after the bracketed group starting at `start` (or after the word there).
-        func skipType(from start: Int) -> Int {
-            var depth = 0
-            var index = start
-            while index < characters.count {
-                let character = characters[index]
-                let isArrow = character == ">" && index > 0 && characters[index - 1] == "-"
-                if character == "(" || character == "[" || character == "<" {
-                    depth += 1
-                } else if !isArrow && (character == ")" || character == "]" || character == ">") {
-                    depth -= 1
-                    if depth == 0 { return index + 1 }
-                } else if character == " " && depth == 0 {
-                    return index
-                }
-                index += 1
-            }
-            return index
-        }
-        func hasPrefix(_ text: String, at position: Int) -> Bool {
-            let word = Array(text)
-            return position + word.count <= characters.count
-                && Array(characters[position..<position + word.count]) == word
-        }
-        while index < characters.count {
-            guard characters[index] == "(" else {
-                result.append(characters[index])
-                index += 1
-                continue
-            }
-            // A parameter list: keep the labels.
-            let end = skipType(from: index)
-            let inner = String(characters[(index + 1)..<max(index + 1, end - 1)])
-            var labels = ""
-            var depth = 0
-            var segment = ""
-            var previous: Character = " "
-            for character in inner + "," {
-                if "([<".contains(character) { depth += 1 }
-                if ")]".contains(character) || (character == ">" && previous != "-") { depth -= 1 }
-                previous = character
-                if character == "," && depth == 0 {
-                    let trimmed = segment.trimmingCharacters(in: .whitespaces)
-                    if let colon = trimmed.firstIndex(of: ":"), !trimmed[..<colon].contains(" ") {
-                        labels += trimmed[..<colon] + ":"
-                    }
-                    segment = ""
-                } else {
-                    segment.append(character)
-                }
-            }
-            // A private function, `(name in _0123ABCD)`: its name.
-            if let match = inner.range(of: #"^[^ ():]+ in _[0-9A-F]+$"#, options: .regularExpression) {
-                result += inner[match].split(separator: " ")[0]
-                index = end
-                continue
-            }
-            // `(1) suspend resume partial function for …` keeps its number.
-            if labels.isEmpty && !inner.isEmpty && inner.allSatisfy(\.isNumber) { labels = inner }
-            result += "(" + labels + ")"
-            index = end
-            while true {
-                if hasPrefix(" async", at: index) {
-                    index += 6
-                } else if hasPrefix(" throws", at: index) {
-                    index += 7
-                } else if hasPrefix(" -> ", at: index) {
-                    index = skipType(from: index + 4)
-                } else {
-                    break
-                }
-            }
-        }
-        return result
+        name.count <= limit ? name : String(name.prefix(limit - 1)) + "…"
     }
 
     private func pad(_ text: String, _ width: Int) -> String {

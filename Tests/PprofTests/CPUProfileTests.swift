@@ -365,8 +365,9 @@ struct CPUProfileTests {
 
     // MARK: - go tool pprof
 
-    /// `go tool pprof -top` on the demo's CPU profile names the demo's hot Swift functions,
-    /// demangled.
+    /// `go tool pprof -top` on the demo's CPU profile names the demo's hot Swift functions in
+    /// the short form (`Module.Type.method(label:)`), whether pprof reads our symbols as written
+    /// (`-symbolize=none`) or is left to its default (local symbolization of what is unnamed).
     @Test(.enabled(if: CPUTestSupport.goAvailable))
     func goToolPprofListsDemoHotFunctions() throws {
         let path = CPUTestSupport.temporaryPath("demo-cpu.pb.gz")
@@ -374,14 +375,21 @@ struct CPUProfileTests {
         let demo = ChildProcess.helperURL.deletingLastPathComponent().appendingPathComponent("pprof-demo")
         let result = try ChildProcess.run("cpu", [path, "2"], executable: demo)
         #expect(result.status == 0, "\(result.stderr)")
-        // -symbolize=none: read our symbols as written. (Without it, pprof re-symbolizes a mapping
-        // with any unnamed location using DWARF, which yields no names for Swift functions.)
-        let top = try CPUTestSupport.go(["tool", "pprof", "-symbolize=none", "-top", "-nodecount=40", path])
-        print(top)
-        #expect(top.contains("Type: cpu"))
-        #expect(top.contains("pprof_demo.CPUDemo.countPrimes(below: Swift.Int) -> Swift.Int"))
-        #expect(top.contains("pprof_demo.CPUDemo.checksum(of: Swift.Array<Swift.UInt8>) -> Swift.UInt32"))
-        #expect(!top.contains("$s10pprof_demo"))
+        for symbolize in [["-symbolize=none"], []] {
+            let top = try CPUTestSupport.go(["tool", "pprof"] + symbolize + ["-top", "-nodecount=40", path])
+            print(top)
+            #expect(top.contains("Type: cpu"))
+            #expect(top.contains("pprof_demo.CPUDemo.countPrimes(below:)"), "\(symbolize)")
+            #expect(top.contains("pprof_demo.CPUDemo.checksum(of:)"), "\(symbolize)")
+            #expect(!top.contains("$s10pprof_demo"), "\(symbolize)")
+            #expect(!top.contains("-> Swift."), "a full signature in \(symbolize)'s top")
+        }
+        // The full form stays in reach: each function's system name is its mangled linker name.
+        let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        let countPrimes = try #require(
+            profile.functions.first { $0.name.hasSuffix("pprof_demo.CPUDemo.countPrimes(below:)") }
+        )
+        #expect(countPrimes.systemName.hasPrefix("$s10pprof_demo"))
     }
 
     // MARK: - Stacks the full walker completes

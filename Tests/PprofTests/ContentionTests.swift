@@ -151,7 +151,7 @@ import Testing
         let waits: [(site: String, leaf: String, truth: String)] = [
             ("nsLockWaitSite", "pthread_mutex_lock", "nslock"),
             ("ctest_lock_site", "pthread_mutex_lock", "c"),
-            ("synchronizationMutexSite", "Synchronization._MutexHandle._lockSlow(Swift.UInt32) -> ()", "sync"),
+            ("synchronizationMutexSite", "Synchronization._MutexHandle._lockSlow(_:)", "sync"),
             ("rwlockWaitSite", "pthread_rwlock_wrlock", "rwlock"),
             ("conditionWaitSite", "pthread_cond_wait", "condition"),
             ("semaphoreWaitSite", "sem_wait", "semaphore"),
@@ -164,7 +164,7 @@ import Testing
         let unlocks: [(site: String, leaf: String, truth: String)] = [
             ("nsLockReleaseSite", "pthread_mutex_unlock", "nslock"),
             ("ctest_unlock_site", "pthread_mutex_unlock", "c"),
-            ("synchronizationMutexSite", "Synchronization._MutexHandle._unlockSlow() -> ()", "sync"),
+            ("synchronizationMutexSite", "Synchronization._MutexHandle._unlockSlow()", "sync"),
             ("rwlockReleaseSite", "pthread_rwlock_unlock", "rwlock"),
         ]
         for unlock in unlocks {

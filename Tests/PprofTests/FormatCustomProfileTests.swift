@@ -72,12 +72,12 @@ let callerOfAddHelperLine = #line - 2
         // Leaf first: the caller of `add`, demangled, then the function that called it.
         Self.expectFrame(
             samples[0].frames.first,
-            function: "PprofTests.openConnectionForFormatTest(Pprof.Profile, Swift.Int) -> ()",
+            function: "PprofTests.openConnectionForFormatTest(_:_:)",
             line: openConnectionAddLine
         )
         Self.expectFrame(
             samples[1].frames.first,
-            function: "PprofTests.openFileForFormatTest(Pprof.Profile, Swift.Int) -> ()",
+            function: "PprofTests.openFileForFormatTest(_:_:)",
             line: openFileAddLine
         )
         for sample in samples {
@@ -116,7 +116,7 @@ let callerOfAddHelperLine = #line - 2
         let leafAddress = decoded.locations[Int(decoded.samples[0].locationIDs[0] - 1)].address
         #expect(
             leafLine.hasPrefix(
-                "#\t0x\(String(leafAddress, radix: 16))\tPprofTests.openConnectionForFormatTest(Pprof.Profile, Swift.Int) -> ()+0x"
+                "#\t0x\(String(leafAddress, radix: 16))\tPprofTests.openConnectionForFormatTest(_:_:)+0x"
             )
         )
         #expect(text.text.hasSuffix("\n\n"))

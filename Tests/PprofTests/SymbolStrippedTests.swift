@@ -48,7 +48,7 @@ import Testing
             #expect(line.line == Int64(site.line))
             #expect(function.filename == scenarioFile)
             #expect(function.systemName.hasPrefix("$s"))
-            #expect(function.name == demangle(function.systemName))
+            #expect(function.name == shortSwiftName(demangle(function.systemName)))
             #expect(function.startLine == Int64(site.line - 1))
         }
         let helperPath = ChildProcess.helperURL.resolvingSymlinksInPath().path

@@ -203,8 +203,8 @@ import Testing
                 state: "suspended",
                 wait: "sleep",
                 chain: [
-                    "Swift.Task< where A == Swift.Never, B == Swift.Never>._sleep<",
-                    "Swift.Task< where A == Swift.Never, B == Swift.Never>.sleep<",
+                    "Swift.Task<>._sleep<",
+                    "Swift.Task<>.sleep<",
                 ]
                     + ["Inner", "Middle", "Outer"].map { module + "sleep" + $0 }
             ),

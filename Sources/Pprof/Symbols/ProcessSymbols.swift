@@ -4,7 +4,7 @@
 /// Addresses are location addresses as profiles carry them: call PCs (return address − 1) or
 /// interrupted PCs. Any value is safe to pass; the memory at an address is never read.
 public enum ProcessSymbols {
-    /// The demangled name of the function whose code contains `address` (for inlined code, the
+    /// The name (in `Profile.functionNames`' form) of the function whose code contains `address` (for inlined code, the
     /// innermost function), or `nil` when no loaded image's code or symbol covers it.
     public static func functionName(containing address: UInt) -> String? {
         functionNames(containing: [address])[address]
@@ -19,7 +19,9 @@ public enum ProcessSymbols {
         let inCode = addresses.filter { seen.insert($0).inserted && Symbolizer.shared.image(containing: $0) != nil }
         var names: [UInt: String] = [:]
         for (address, frames) in zip(inCode, Symbolizer.shared.frames(at: inCode)) {
-            if let name = frames.first?.name { names[address] = name }
+            if let frame = frames.first {
+                names[address] = displayName(frame.name, systemName: frame.systemName, style: Profile.functionNames)
+            }
         }
         return names
     }

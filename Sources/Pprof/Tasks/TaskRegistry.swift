@@ -318,7 +318,9 @@ package enum TaskRegistry {
     /// function by the symbolizer). Resume addresses are funclet entry points, so they are looked
     /// up as they are.
     package static func functionNames(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> [String] {
-        symbolizer.frames(at: task.resumeAddresses).map { frames in frames.last?.name ?? "?" }
+        symbolizer.frames(at: task.resumeAddresses).map { frames in
+            frames.last.map { displayName($0.name, systemName: $0.systemName, style: Profile.functionNames) } ?? "?"
+        }
     }
 }
 

@@ -31,6 +31,17 @@ enum PushBenchmarks {
             uploadInterval: .seconds(10)
         )
         configuration.shutdownDeadline = .seconds(5)
+        // `PYROSCOPE_PROFILES=heap,block` (the exporter's own variable) measures a subset.
+        if ProcessInfo.processInfo.environment["PYROSCOPE_PROFILES"] != nil,
+            let profiles = try PyroscopeConfiguration(
+                environment: ProcessInfo.processInfo.environment.merging(["PYROSCOPE_SERVER_ADDRESS": "http://unused"])
+                {
+                    $1
+                }
+            )?.profiles
+        {
+            configuration.profiles = profiles
+        }
 
         var without: [Round] = []
         var with: [Round] = []
@@ -42,29 +53,19 @@ enum PushBenchmarks {
             if round % 4 == 0 || round % 4 == 3 {
                 without.append(measure(sink: sink) {})
             } else {
-                let exporter = try PyroscopeExporter(
-                    configuration: configuration,
-                    logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-                )
-                let group = ServiceGroup(
-                    services: [exporter],
-                    logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-                )
-                let done = DispatchSemaphore(value: 0)
-                Task {
-                    try? await group.run()
-                    done.signal()
-                }
-                while !exporter.statistics.started { usleep(10_000) }
-                let heapBefore = heapInUse()
-                let result = measure(sink: sink) {}
-                heapGrowth.append(heapInUse() - heapBefore)
-                cycles.append(exporter.statistics)
-                Task { await group.triggerGracefulShutdown() }
-                done.wait()
+                let (result, statistics, growth) = try exporterRound(configuration, sink: sink)
                 with.append(result)
+                cycles.append(statistics)
+                heapGrowth.append(growth)
             }
         }
+        // The same with nothing listening at the server's address: every upload fails and is
+        // retried, which must cost the service no more than a healthy backend does.
+        var down = configuration
+        down.serverURL = "http://127.0.0.1:\(try closedPort())"
+        let downWith = try exporterRound(down, sink: sink)
+        let downWithout = measure(sink: sink) {}
+        let downRatio = downWith.0.iterationsPerSecond / downWithout.iterationsPerSecond
 
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         let throughput = median(zip(with, without).map { $0.iterationsPerSecond / $1.iterationsPerSecond })
@@ -136,6 +137,62 @@ enum PushBenchmarks {
         print(
             "uploads \(cycles.map(\.uploads)), dropped \(cycles.map(\.profilesDropped)), failed \(cycles.map(\.failedRequests))"
         )
+        print(
+            String(
+                format:
+                    "receiver down (nothing listening): throughput with exporter / without %.4f (one pair; budget >= 0.99); uploads %d, failed requests %d, profiles dropped %d",
+                downRatio,
+                downWith.1.uploads,
+                downWith.1.failedRequests,
+                downWith.1.profilesDropped
+            )
+        )
+    }
+
+    /// A round of the service with an exporter running: the round, the exporter's statistics and
+    /// the heap it grew by.
+    static func exporterRound(
+        _ configuration: PyroscopeConfiguration,
+        sink: Sink
+    ) throws -> (Round, PyroscopeExporterStatistics, Int) {
+        let exporter = try PyroscopeExporter(
+            configuration: configuration,
+            logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+        )
+        let group = ServiceGroup(
+            services: [exporter],
+            logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+        )
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            try? await group.run()
+            done.signal()
+        }
+        while !exporter.statistics.started { usleep(10_000) }
+        let heapBefore = heapInUse()
+        let result = measure(sink: sink) {}
+        let growth = heapInUse() - heapBefore
+        let statistics = exporter.statistics
+        Task { await group.triggerGracefulShutdown() }
+        done.wait()
+        return (result, statistics, growth)
+    }
+
+    /// A loopback port nothing listens on: bound, then closed.
+    static func closedPort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0
+            }
+        }
+        guard bound else { throw PprofError.unavailable("no free loopback port") }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     struct Round {

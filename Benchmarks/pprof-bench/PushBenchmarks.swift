@@ -72,7 +72,6 @@ enum PushBenchmarks {
         let perServiceCPU = median(
             zip(with, without).map { $0.iterationsPerServiceCPUSecond / $1.iterationsPerServiceCPUSecond }
         )
-        let profilerCPU = zip(with, without).map { $0.otherThreadsCPUNanos - $1.otherThreadsCPUNanos }
         let cyclesPerRound = cycles.map { Double($0.cycles) }
         let collection = zip(cycles, cyclesPerRound).map { Double($0.collectionCPUNanos) / max($1, 1) }
         // Per 10 s in steady state: one collection (its own thread's CPU time, measured by the

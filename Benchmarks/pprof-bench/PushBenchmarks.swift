@@ -1,7 +1,7 @@
 import CPprof
 import Foundation
 import Logging
-import Pprof
+@_spi(Testing) import Pprof
 import PprofPyroscope
 import ServiceLifecycle
 import Synchronization
@@ -168,8 +168,17 @@ enum PushBenchmarks {
             done.signal()
         }
         while !exporter.statistics.started { usleep(10_000) }
+        // `PPROF_BENCH_PUSH_CPU_ENGINE=threadTimer` (with `PYROSCOPE_PROFILES` leaving cpu out):
+        // the round's CPU profile is the benchmark's own, on the engine named, to compare engines.
+        let engine = ProcessInfo.processInfo.environment["PPROF_BENCH_PUSH_CPU_ENGINE"].flatMap(CPUProfile.Engine.init)
+        if let engine {
+            var options = CPUProfile.Options()
+            options.engine = engine
+            try CPUProfile.start(writingTo: ProfileBuffer(), options: options)
+        }
         let heapBefore = heapInUse()
         let result = measure(sink: sink) {}
+        if engine != nil { _ = try CPUProfile.stop() }
         let growth = heapInUse() - heapBefore
         let statistics = exporter.statistics
         Task { await group.triggerGracefulShutdown() }

@@ -188,8 +188,14 @@ enum PushBenchmarks {
 
     /// A loopback port nothing listens on: bound, then closed.
     static func closedPort() throws -> Int {
+        let (socket, port) = try boundLoopbackSocket()
+        close(socket)
+        return port
+    }
+
+    /// A TCP socket bound to a free loopback port, and the port.
+    static func boundLoopbackSocket() throws -> (socket: Int32, port: Int) {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -199,8 +205,11 @@ enum PushBenchmarks {
                 bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0
             }
         }
-        guard bound else { throw PprofError.unavailable("no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard socket >= 0, bound else {
+            if socket >= 0 { close(socket) }
+            throw PprofError.unavailable("no free loopback port")
+        }
+        return (socket, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     struct Round {
@@ -225,7 +234,7 @@ enum PushBenchmarks {
         let workers = (0..<2).map { index in
             Thread {
                 serviceThreads.withLock { _ = $0.insert(pp_gettid()) }
-                let cpuStart = threadCPUNanos()
+                let cpuStart = ContentionBenchmarks.threadCPUNanos()
                 var seed = UInt64(index + 1)
                 var count = 0
                 while Date() < deadline {
@@ -233,7 +242,7 @@ enum PushBenchmarks {
                     count += 1
                 }
                 iterations.add(count, ordering: .relaxed)
-                serviceCPU.add(Int(threadCPUNanos() - cpuStart), ordering: .relaxed)
+                serviceCPU.add(Int(ContentionBenchmarks.threadCPUNanos() - cpuStart), ordering: .relaxed)
             }
         }
         for worker in workers { worker.start() }
@@ -271,12 +280,6 @@ enum PushBenchmarks {
         return x ^ total
     }
 
-    static func threadCPUNanos() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-    }
-
     /// Every thread's on-CPU nanoseconds (schedstat) and name.
     static func threadCPU() -> [Int32: (nanos: Int64, name: String)] {
         var result: [Int32: (Int64, String)] = [:]
@@ -308,23 +311,10 @@ enum PushBenchmarks {
         var threads: Set<Int32> { tids.withLock { $0 } }
 
         init() throws {
-            let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let (listener, port) = try PushBenchmarks.boundLoopbackSocket()
             self.listener = listener
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard bound == 0, listen(listener, 16) == 0 else { throw PprofError.unavailable("sink: cannot listen") }
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-            }
-            port = Int(UInt16(bigEndian: address.sin_port))
+            self.port = port
+            guard listen(listener, 16) == 0 else { throw PprofError.unavailable("sink: cannot listen") }
             Thread { [self] in
                 tids.withLock { _ = $0.insert(pp_gettid()) }
                 while true {

@@ -234,7 +234,7 @@ enum ThreadProfiles {
         }
         var text = ""
         for (index, frame) in frames.enumerated() {
-            text += displayName(frame.name, systemName: frame.systemName, style: Profile.functionNames) + "\n\t"
+            text += frame.displayName + "\n\t"
             text += frame.file.isEmpty ? "?" : frame.file
             text += ":\(frame.line)"
             // Like Go, only the physical (outermost) frame of an address carries the offset.

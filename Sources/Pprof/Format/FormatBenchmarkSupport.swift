@@ -63,9 +63,9 @@
         return builder.build()
     }
 
-    /// gzip at Go's level (1) of bytes already in memory.
-    public static func gzip(_ bytes: [UInt8]) throws -> [UInt8] {
-        try Zlib.gzip(bytes)
+    /// gzip at Go's level (1) of bytes already in memory, with zlib's `memLevel` (8 as profiles use).
+    public static func gzip(_ bytes: [UInt8], memLevel: Int32 = 8) throws -> [UInt8] {
+        try Zlib.gzip(bytes, memLevel: memLevel)
     }
 }
 

@@ -41,7 +41,7 @@ enum LegacyText {
             for frame in frames where !isHiddenFrame(frame.name) && (show || !isHiddenLeadingFrame(frame.name)) {
                 show = true
                 let offset = frame.entry != 0 && pc >= frame.entry ? pc - frame.entry : 0
-                let name = displayName(frame.name, systemName: frame.systemName, style: Profile.functionNames)
+                let name = frame.displayName
                 out += "#\t0x\(String(pc, radix: 16))\t\(name)+0x\(String(offset, radix: 16))\t"
                 out += "\(frame.file):\(frame.line)\n"
             }

@@ -9,16 +9,16 @@ enum Zlib {
     }
 
     /// gzip-compresses `input` at `level` (Go writes profiles at `BestSpeed`, 1).
-    static func gzip(_ input: UnsafeRawBufferPointer, level: Int32 = 1) throws -> [UInt8] {
+    static func gzip(_ input: UnsafeRawBufferPointer, level: Int32 = 1, memLevel: Int32 = 8) throws -> [UInt8] {
         var output: [UInt8] = []
-        let compressor = try GzipCompressor(level: level)
+        let compressor = try GzipCompressor(level: level, memLevel: memLevel)
         try compressor.compress(input) { output.append(contentsOf: $0) }
         try compressor.finish { output.append(contentsOf: $0) }
         return output
     }
 
-    static func gzip(_ input: [UInt8], level: Int32 = 1) throws -> [UInt8] {
-        try input.withUnsafeBytes { try gzip($0, level: level) }
+    static func gzip(_ input: [UInt8], level: Int32 = 1, memLevel: Int32 = 8) throws -> [UInt8] {
+        try input.withUnsafeBytes { try gzip($0, level: level, memLevel: memLevel) }
     }
 
     /// Decompresses zlib or gzip data; concatenated gzip members are read one after another, as
@@ -83,12 +83,12 @@ final class GzipCompressor {
     private let chunkSize: Int
     private var isFinished = false
 
-    init(level: Int32 = 1, chunkSize: Int = 64 * 1024) throws {
+    init(level: Int32 = 1, memLevel: Int32 = 8, chunkSize: Int = 64 * 1024) throws {
         self.chunkSize = chunkSize
         // zlib keeps a pointer back to the stream, so it must not move: it lives on the heap.
         stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        let status = pp_deflate_init_gzip(stream, level)
+        let status = pp_deflate_init_gzip(stream, level, memLevel)
         guard status == Z_OK else {
             stream.deallocate()
             throw Zlib.Failure(operation: "deflateInit", code: status)

@@ -20,7 +20,7 @@ public enum ProcessSymbols {
         var names: [UInt: String] = [:]
         for (address, frames) in zip(inCode, Symbolizer.shared.frames(at: inCode)) {
             if let frame = frames.first {
-                names[address] = displayName(frame.name, systemName: frame.systemName, style: Profile.functionNames)
+                names[address] = frame.displayName
             }
         }
         return names

@@ -18,6 +18,12 @@ func displayName(_ name: String, systemName: String, style: FunctionNameStyle) -
     return shortSwiftName(name)
 }
 
+extension SymbolFrame {
+    /// The frame's name in the form `Profile.functionNames` sets (the texts and endpoints that
+    /// name frames outside a built profile).
+    var displayName: String { Pprof.displayName(name, systemName: systemName, style: Profile.functionNames) }
+}
+
 private func isSwiftMangled(_ name: String) -> Bool {
     var bytes = name.utf8.makeIterator()
     let first = bytes.next()

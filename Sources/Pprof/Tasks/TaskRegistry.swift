@@ -319,7 +319,7 @@ package enum TaskRegistry {
     /// up as they are.
     package static func functionNames(of task: TaskSnapshot, symbolizer: Symbolizer = .shared) -> [String] {
         symbolizer.frames(at: task.resumeAddresses).map { frames in
-            frames.last.map { displayName($0.name, systemName: $0.systemName, style: Profile.functionNames) } ?? "?"
+            frames.last?.displayName ?? "?"
         }
     }
 }

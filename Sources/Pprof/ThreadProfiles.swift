@@ -152,13 +152,12 @@ enum ThreadProfiles {
         let (threads, exited) = try dump(details: debug >= 2)
         let tasks = suspendedTasks()
         if debug >= 2 {
-            var text = crashStyleDump(threads)
+            try sink.write(crashStyleDump(threads))
             switch tasks {
-            case .listed(let list): text += taskDump(list)
-            case .unavailable(let reason): text += "\n\(reason)\n"
+            case .listed(let list): try writeTaskDump(list, to: sink)
+            case .unavailable(let reason): try sink.write("\n\(reason)\n")
             case .untracked: break
             }
-            try sink.write(text)
             return
         }
         var comments: [String] = []
@@ -283,14 +282,20 @@ enum ThreadProfiles {
     /// debug=2: one block per task after the threads,
     /// `task 0x<address> id <id> "<name>" [<state>, waiting on <what>]:` then its frames, then
     /// `child of task 0x<parent> id <id> (<task group|async let|task>)` for a child task.
-    static func taskDump(_ tasks: [TaskSnapshot], symbolizer: Symbolizer = .shared) -> String {
+    static func writeTaskDump(_ tasks: [TaskSnapshot], to sink: some ProfileSink, symbolizer: Symbolizer = .shared)
+        throws
+    {
         let ids = Dictionary(tasks.map { ($0.address, $0.id) }, uniquingKeysWith: { first, _ in first })
         func task(_ address: UInt) -> String {
             "task 0x\(hex(address))" + (ids[address].map { " id \($0)" } ?? "")
         }
         // Many tasks wait at the same places: each resume address is symbolized and formatted once.
         var lines: [UInt: String] = [:]
+        // Written in chunks: 10,000 tasks make megabytes of text, which one string would copy as
+        // it grows and the sink would copy again.
+        let chunkSize = 64 << 10
         var text = ""
+        text.reserveCapacity(chunkSize + 4096)
         let sorted = tasks.sorted(by: { $0.id < $1.id })
         for (snapshot, wait) in zip(sorted, TaskRegistry.waitKinds(of: sorted, symbolizer: symbolizer)) {
             text += "\n\(task(snapshot.address))"
@@ -316,8 +321,12 @@ enum ThreadProfiles {
             if let child = TaskRegistry.childKind(of: snapshot) {
                 text += "child of " + (snapshot.parent.map(task) ?? "a task") + " (\(child))\n"
             }
+            if text.utf8.count >= chunkSize {
+                try sink.write(text)
+                text.removeAll(keepingCapacity: true)
+            }
         }
-        return text
+        try sink.write(text)
     }
 
     // MARK: Thread states

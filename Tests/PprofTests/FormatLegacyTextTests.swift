@@ -131,6 +131,33 @@ import Testing
         #expect(samples.allSatisfy { $0.functionNames == ["main.worker"] })
     }
 
+    @Test func labelsInAnotherOrderCountTogetherAndTiesOrderByTheirTextAsGoDoes() {
+        let profile = CountProfile(
+            name: "goroutine",
+            records: [
+                .init(stack: [0xf], labels: [("b", "2"), ("a", "1")]),
+                .init(stack: [0x10]),
+                .init(stack: [0xf], labels: [("a", "1"), ("b", "2")]),
+                .init(stack: [0x10], labels: [("a", "1"), ("b", "2")]),
+                .init(stack: [0x10], labels: [("b", "2"), ("a", "1")]),
+                .init(stack: [0]),
+                .init(stack: [0xf]),
+            ]
+        )
+        let groups = profile.groups()
+        // Count first, then the key text byte-wise: "0x10" sorts before "0xf", "0x0" before both.
+        #expect(
+            groups.list.map { groups.key(of: $0) } == [
+                "@ 0x10\n# labels: {\"a\":\"1\", \"b\":\"2\"}", "@ 0xf\n# labels: {\"a\":\"1\", \"b\":\"2\"}",
+                "@ 0x0", "@ 0x10", "@ 0xf",
+            ]
+        )
+        #expect(groups.list.map(\.count) == [2, 2, 1, 1, 1])
+        #expect(
+            LegacyText.addressList([0xffff_ffff_ffff_ffff, 0x7f3a_dc00_2601]) == "@ 0xffffffffffffffff 0x7f3adc002601"
+        )
+    }
+
     @Test func inlinedFramesShareTheirEntrysPCAndOffsetsAreFromThePhysicalFunction() {
         let symbols: [UInt: [SymbolFrame]] = [
             0x2000: [

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// A count profile — custom profiles, `goroutine` and `threadcreate` — written as Go's
 /// `printCountProfile` writes it: records with the same stack and labels are counted together and
 /// ordered by count (descending), then by their `@ …` text (byte-wise); the protobuf form has one
@@ -22,48 +18,90 @@ struct CountProfile {
     var comments: [String] = []
 
     struct Group {
-        /// The `@ …` text, plus the `# labels:` line when the record has labels.
-        var key: String
         var record: Record
         var count: Int
+        /// Where the group's key is in `Groups.keys`: the `@ …` text, plus the `# labels:` line
+        /// when the record has labels.
+        var key: Range<Int>
+    }
+
+    struct Groups {
+        var list: [Group]
+        /// Every group's key, as UTF-8.
+        var keys: [UInt8]
+
+        func key(of group: Group) -> String { String(decoding: keys[group.key], as: UTF8.self) }
+    }
+
+    /// A record's identity for grouping: its stack and its labels in any order, as the text key
+    /// (which sorts the labels) tells records apart.
+    private struct Identity: Hashable {
+        var record: Record
+
+        static func == (a: Identity, b: Identity) -> Bool {
+            let (x, y) = (a.record.labels, b.record.labels)
+            guard a.record.stack == b.record.stack, x.count == y.count else { return false }
+            if x.elementsEqual(y, by: ==) { return true }
+            return x.allSatisfy { label in
+                x.count(where: { $0 == label }) == y.count(where: { $0 == label })
+            }
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(record.stack)
+            // Order-independent: a sum of each label's own hash.
+            var labels = 0
+            for label in record.labels {
+                var own = Hasher()
+                own.combine(label.key)
+                own.combine(label.value)
+                labels &+= own.finalize()
+            }
+            hasher.combine(labels)
+        }
     }
 
     /// The records grouped and ordered as Go prints them.
-    func groups() -> [Group] {
-        var index: [String: Int] = [:]
-        var groups: [Group] = []
-        // Many records share a stack (threads parked alike, tasks at one await): formatted once.
-        var addressLists: [[UInt]: String] = [:]
+    func groups() -> Groups {
+        // Grouped by identity first, so that each group's key is formatted once (tasks at one
+        // await share a stack and labels).
+        var index: [Identity: Int] = [:]
+        var grouped: [(record: Record, count: Int)] = []
         for record in records {
-            var key: String
+            let identity = Identity(record: record)
+            if let at = index[identity] {
+                grouped[at].count += 1
+            } else {
+                index[identity] = grouped.count
+                grouped.append((record, 1))
+            }
+        }
+        // Many groups share a stack (threads parked alike, tasks at one await with other labels).
+        var addressLists: [[UInt]: [UInt8]] = [:]
+        var keys: [UInt8] = []
+        var scratch: [UInt8] = []
+        var list: [Group] = []
+        list.reserveCapacity(grouped.count)
+        for (record, count) in grouped {
+            let start = keys.count
             if let known = addressLists[record.stack] {
-                key = known
+                keys.append(contentsOf: known)
             } else {
-                key = LegacyText.addressList(record.stack)
-                addressLists[record.stack] = key
+                LegacyText.appendAddressList(record.stack, to: &keys)
+                addressLists[record.stack] = Array(keys[start...])
             }
-            if !record.labels.isEmpty { key += "\n# labels: " + LegacyText.labelString(record.labels) }
-            if let at = index[key] {
-                groups[at].count += 1
-            } else {
-                index[key] = groups.count
-                groups.append(Group(key: key, record: record, count: 1))
+            if !record.labels.isEmpty {
+                keys.append(contentsOf: "\n# labels: ".utf8)
+                LegacyText.appendLabelString(record.labels, to: &keys, scratch: &scratch)
+            }
+            list.append(Group(record: record, count: count, key: start..<keys.count))
+        }
+        keys.withUnsafeBufferPointer { bytes in
+            list.sort {
+                $0.count != $1.count ? $0.count > $1.count : LegacyText.compareBytes(bytes, $0.key, bytes, $1.key) < 0
             }
         }
-        return groups.sorted { $0.count != $1.count ? $0.count > $1.count : Self.utf8Precedes($0.key, $1.key) }
-    }
-
-    /// `a.utf8.lexicographicallyPrecedes(b.utf8)` with one memcmp: keys share long stack prefixes,
-    /// which the element-wise comparison walks byte by byte.
-    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
-        var (a, b) = (a, b)
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
-                let common = min(x.count, y.count)
-                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-                return order != 0 ? order < 0 : x.count < y.count
-            }
-        }
+        return Groups(list: list, keys: keys)
     }
 
     func write(to sink: some ProfileSink, debug: Int) throws {
@@ -82,8 +120,9 @@ struct CountProfile {
     /// `# labels:` line if any, and its frame lines, aligned by `TabWriter`.
     func legacyText(symbolize: (UInt) -> [SymbolFrame]) -> String {
         var text = "\(name) profile: total \(records.count)\n"
-        for group in groups() {
-            text += "\(group.count) \(group.key)\n"
+        let groups = groups()
+        for group in groups.list {
+            text += "\(group.count) \(groups.key(of: group))\n"
             text += LegacyText.stackRecord(
                 group.record.stack,
                 allFrames: false,
@@ -124,7 +163,7 @@ struct CountProfile {
     private func addGroups(to builder: inout ProfileBuilder) -> ProfileData {
         // Go's order (count, then key), even where two groups share a stack with other labels.
         builder.groupsSamplesByStack = false
-        for group in groups() {
+        for group in groups().list {
             builder.addSample(
                 stack: group.record.stack,
                 values: [Int64(group.count)],

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Go's legacy text profile layouts (debug=1), byte-compatible with `runtime/pprof`.
 enum LegacyText {
     /// `printStackRecord`: one `#` line per frame (inlined frames expanded), then a blank line.
@@ -67,26 +71,110 @@ enum LegacyText {
 
     /// The `@ 0x… 0x…` list of raw stack entries.
     static func addressList(_ stack: [UInt]) -> String {
-        var out = "@"
-        out.reserveCapacity(1 + stack.count * 15)
+        var bytes: [UInt8] = []
+        appendAddressList(stack, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `addressList` as UTF-8 at the end of `bytes`.
+    static func appendAddressList(_ stack: [UInt], to bytes: inout [UInt8]) {
+        bytes.reserveCapacity(bytes.count + 1 + stack.count * 15)
+        bytes.append(UInt8(ascii: "@"))
         for entry in stack {
-            out += " 0x"
-            out += String(entry, radix: 16)
+            bytes.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: "0"), UInt8(ascii: "x")])
+            appendHex(entry, to: &bytes)
         }
-        return out
+    }
+
+    private static func appendHex(_ value: UInt, to bytes: inout [UInt8]) {
+        var shift = value == 0 ? 0 : (UInt.bitWidth - value.leadingZeroBitCount - 1) / 4 * 4
+        while shift >= 0 {
+            let digit = UInt8(truncatingIfNeeded: (value >> UInt(shift)) & 0xf)
+            bytes.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") - 10 + digit)
+            shift -= 4
+        }
     }
 
     /// `{"k1":"v1", "k2":"v2"}`: Go's label-map string, pairs formatted with `%q` and sorted
     /// byte-wise.
     static func labelString(_ labels: [(key: String, value: String)]) -> String {
-        let pairs = labels.map { goQuote($0.key) + ":" + goQuote($0.value) }.sorted {
-            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        var bytes: [UInt8] = []
+        var scratch: [UInt8] = []
+        appendLabelString(labels, to: &bytes, scratch: &scratch)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `labelString` as UTF-8 at the end of `bytes`; `scratch` is working space a caller reuses.
+    static func appendLabelString(
+        _ labels: [(key: String, value: String)],
+        to bytes: inout [UInt8],
+        scratch: inout [UInt8]
+    ) {
+        scratch.removeAll(keepingCapacity: true)
+        var pairs: [Range<Int>] = []
+        pairs.reserveCapacity(labels.count)
+        for label in labels {
+            let start = scratch.count
+            appendGoQuoted(label.key, to: &scratch)
+            scratch.append(UInt8(ascii: ":"))
+            appendGoQuoted(label.value, to: &scratch)
+            pairs.append(start..<scratch.count)
         }
-        return "{" + pairs.joined(separator: ", ") + "}"
+        scratch.withUnsafeBufferPointer { pairBytes in
+            pairs.sort { compareBytes(pairBytes, $0, pairBytes, $1) < 0 }
+        }
+        bytes.append(UInt8(ascii: "{"))
+        for (index, pair) in pairs.enumerated() {
+            if index > 0 { bytes.append(contentsOf: [UInt8(ascii: ","), UInt8(ascii: " ")]) }
+            bytes.append(contentsOf: scratch[pair])
+        }
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// Byte-wise order of two ranges of UTF-8 (negative, zero or positive), one memcmp.
+    static func compareBytes(
+        _ x: UnsafeBufferPointer<UInt8>,
+        _ xRange: Range<Int>,
+        _ y: UnsafeBufferPointer<UInt8>,
+        _ yRange: Range<Int>
+    ) -> Int {
+        let common = min(xRange.count, yRange.count)
+        if common > 0 {
+            let order = memcmp(x.baseAddress! + xRange.lowerBound, y.baseAddress! + yRange.lowerBound, common)
+            if order != 0 { return Int(order) }
+        }
+        return xRange.count - yRange.count
+    }
+
+    /// `a.utf8.lexicographicallyPrecedes(b.utf8)` with one memcmp: keys share long stack prefixes,
+    /// which the element-wise comparison walks byte by byte.
+    static func utf8Precedes(_ a: String, _ b: String) -> Bool {
+        var (a, b) = (a, b)
+        return a.withUTF8 { x in
+            b.withUTF8 { y in compareBytes(x, 0..<x.count, y, 0..<y.count) < 0 }
+        }
+    }
+
+    /// `goQuote` as UTF-8 at the end of `bytes`.
+    static func appendGoQuoted(_ string: String, to bytes: inout [UInt8]) {
+        if string.utf8.allSatisfy(isPlainQuotable) {
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: string.utf8)
+            bytes.append(UInt8(ascii: "\""))
+        } else {
+            bytes.append(contentsOf: goQuote(string).utf8)
+        }
+    }
+
+    /// Printable ASCII that `%q` leaves as it is.
+    private static func isPlainQuotable(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte < 0x7f && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
     }
 
     /// Go's `%q`/`strconv.Quote`: printable characters as they are, the rest escaped.
     static func goQuote(_ string: String) -> String {
+        // Most names and label values are plain printable ASCII: quoted as they are.
+        if string.utf8.allSatisfy(isPlainQuotable) { return "\"" + string + "\"" }
         var out = "\""
         for scalar in string.unicodeScalars {
             switch scalar {

@@ -96,10 +96,18 @@ enum TaskBenchmarks {
             )
         )
 
-        // 10,000 tasks suspended three async functions deep on a continuation never resumed.
+        // 10,000 tasks suspended three async functions deep on a continuation never resumed; half
+        // named, a quarter in a profiler-label scope (16 label sets).
         for index in 0..<suspendedCount {
             let name: String? = index % 2 == 0 ? "bench-\(index)" : nil
-            Task.detached(name: name) { print("never \(await parkedOne(index))") }
+            if index % 4 == 1 {
+                Task.detached(name: name) {
+                    let value = await withProfileLabels(["request": "r-\(index % 16)"]) { await parkedOne(index) }
+                    print("never \(value)")
+                }
+            } else {
+                Task.detached(name: name) { print("never \(await parkedOne(index))") }
+            }
         }
         while parked.withLock({ $0.count }) < suspendedCount { usleep(1000) }
         usleep(100_000)

@@ -22,6 +22,7 @@
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,4 +231,43 @@ uint32_t pp_label_node_sampled(const pp_label_node *node) {
 
 pp_label_node *pp_labels_take_sampled(void) {
     return __atomic_exchange_n(&sampled_head, NULL, __ATOMIC_ACQUIRE);
+}
+
+// Label sets held by dumps (see pp_labels.h); a few slots so that concurrent dumps need no lock.
+#define DUMP_HOLDS 8
+static void *dump_holds[DUMP_HOLDS];
+
+const void *pp_labels_task_local_key(void) {
+    return __atomic_load_n(&installed, __ATOMIC_ACQUIRE) ? task_local_key : NULL;
+}
+
+int pp_labels_dump_hold(void *object) {
+    for (int index = 0; index < DUMP_HOLDS; index++) {
+        void *expected = NULL;
+        // Sequentially consistent: the dump's next read of the binding must come after this store
+        // in the order the deinit's fence and load see (store-load, Dekker-style).
+        if (__atomic_compare_exchange_n(&dump_holds[index], &expected, object, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED))
+            return 1;
+    }
+    return 0;
+}
+
+uint64_t pp_labels_dump_mark(void *object) { return tag_of(object); }
+
+void pp_labels_dump_release(void *object) {
+    for (int index = 0; index < DUMP_HOLDS; index++) {
+        if (__atomic_load_n(&dump_holds[index], __ATOMIC_RELAXED) == object) {
+            __atomic_store_n(&dump_holds[index], NULL, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+}
+
+void pp_labels_wait_for_dumps(const void *object) {
+    // Orders the release that ended the set's last binding before the loads of the holds.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (int index = 0; index < DUMP_HOLDS; index++) {
+        while (__atomic_load_n(&dump_holds[index], __ATOMIC_ACQUIRE) == object) sched_yield();
+    }
 }

@@ -1,7 +1,8 @@
 // Live-task registry and fault-tolerant task reads (issue 14, docs/tasks-research.md).
 // pp_tasks_record runs inside the swift_task_create hook: lock-free, no allocation, fault-safe
 // reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their
-// `recover` is pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls).
+// `recover` is pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls);
+// so does pp_task_label_tag.
 //
 // A task is never retained: an entry is (address, low 32 bits of the task id). It is judged live
 // while the word at the address is still the AsyncTask metadata, the id matches, the refcount is
@@ -12,6 +13,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "pp_labels.h"
 #include "pp_tasks.h"
 #include "safe_read.h"
 
@@ -26,11 +28,23 @@ enum {
     TASK_PRIVATE = 80,
     PRIVATE_STATUS_FLAGS = 16,  // after ExclusivityAccessSet[2]: ActiveTaskStatus {flags, lock, record}
     PRIVATE_STATUS_RECORD = 24,
+    PRIVATE_TASK_LOCALS = 56,  // TaskLocal::Storage: the head item
     PRIVATE_ID_HIGH = 64,
     STATUS_IS_COMPLETE = 0x2000,
     ASYNC_LET_CHILD = 16,
     CONTEXT_PARENT = 0,
     CONTEXT_RESUME_PARENT = 8,
+    // TaskLocal::Item: {next and kind (an llvm::PointerIntPair: the kind in bits 1-2)}; a value
+    // item adds {key, value type, value (at 24 for a pointer-aligned value)}; a marker adds nothing.
+    ITEM_NEXT_AND_KIND = 0,
+    ITEM_KEY = 8,
+    ITEM_VALUE = 24,
+    ITEM_KIND_SHIFT = 1,
+    ITEM_POINTER_MASK = 7,
+    ITEM_KIND_VALUE = 0,
+    ITEM_KIND_VALUE_IN_GROUP_BODY = 1,
+    ITEM_KIND_PARENT_TASK_MARKER = 2,  // the rest of the list is an enclosing task's items
+    ITEM_KIND_STOP_LOOKUP = 3,         // nothing further is visible
 };
 
 #define SLOTS (1u << 17)
@@ -241,4 +255,44 @@ size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacit
         record = parent;
     }
     return 0;
+}
+
+// The pointer-sized value bound to `key` in the task's task-local list (the innermost binding,
+// through the markers into enclosing tasks' items, as the runtime's lookup goes), or 0.
+static uintptr_t task_local_value(pp_safe_reader *reader, uintptr_t task, uintptr_t key) {
+    uintptr_t item;
+    if (!pp_safe_read(reader, task + TASK_PRIVATE + PRIVATE_TASK_LOCALS, &item)) return 0;
+    for (int depth = 0; item && depth < 256; depth++) {
+        uintptr_t next_and_kind, item_key, value;
+        if ((item & ITEM_POINTER_MASK) || !pp_safe_read(reader, item + ITEM_NEXT_AND_KIND, &next_and_kind)) return 0;
+        switch ((next_and_kind >> ITEM_KIND_SHIFT) & 3) {
+        case ITEM_KIND_VALUE:
+        case ITEM_KIND_VALUE_IN_GROUP_BODY:
+            if (!pp_safe_read(reader, item + ITEM_KEY, &item_key)) return 0;
+            if (item_key == key) {
+                return pp_safe_read(reader, item + ITEM_VALUE, &value) && !(value & 7) ? value : 0;
+            }
+            break;
+        case ITEM_KIND_PARENT_TASK_MARKER:
+            break;
+        case ITEM_KIND_STOP_LOOKUP:
+            return 0;
+        }
+        item = next_and_kind & ~(uintptr_t)ITEM_POINTER_MASK;
+    }
+    return 0;
+}
+
+uint64_t pp_task_label_tag(uintptr_t task, int recover) {
+    uintptr_t key = (uintptr_t)pp_labels_task_local_key();
+    if (!key) return 0;
+    pp_safe_reader reader;
+    pp_safe_reader_init(&reader, recover);
+    uintptr_t object = task_local_value(&reader, task, key);
+    if (!object || !pp_labels_dump_hold((void *)object)) return 0;
+    // Bound again after the hold began: alive then (the binding retains it), and its deinit waits
+    // for the release. Not bound any more: it may be gone, so it is not touched.
+    uint64_t tag = task_local_value(&reader, task, key) == object ? pp_labels_dump_mark((void *)object) : 0;
+    pp_labels_dump_release((void *)object);
+    return tag;
 }

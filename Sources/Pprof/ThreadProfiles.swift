@@ -276,6 +276,7 @@ enum ThreadProfiles {
         var labels = [(key: "task", value: taskState(task)), (key: "wait", value: wait)]
         if let name = task.name { labels.append((key: "task name", value: name)) }
         if let child = TaskRegistry.childKind(of: task) { labels.append((key: "child of", value: child)) }
+        labels += task.labels.map { (key: $0.key, value: $0.value) }
         return CountProfile.Record(stack: task.resumeAddresses.map { $0 + 1 }, labels: labels)
     }
 
@@ -308,7 +309,11 @@ enum ThreadProfiles {
             default: if wait != "unknown" { state += ", waiting on \(wait)" }
             }
             if snapshot.isCancelled { state += ", cancelled" }
-            text += " [\(state)]:\n"
+            text += " [\(state)]"
+            if !snapshot.labels.isEmpty {
+                text += " " + LegacyText.labelString(snapshot.labels.map { (key: $0.key, value: $0.value) })
+            }
+            text += ":\n"
             for address in snapshot.resumeAddresses {
                 if let known = lines[address] {
                     text += known

@@ -46,6 +46,55 @@ import Testing
         #expect(Set(tasks.map { $0.split(separator: " ")[1] }).count == count)
     }
 
+    @Test func suspendedTasksCarryTheirProfilerLabelsAlsoInheritedOnesAndWhileSetsDie() throws {
+        let paths = ["l0.pb.gz", "l2.txt"].map(temporaryPath)
+        defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
+        let result = try ChildProcess.run("tasks-labels", paths)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("done"))
+        // Label sets were read from tasks while others died all the time, without a crash.
+        let churn = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("churned ") })
+        let churnFields = churn.split(separator: " ")
+        #expect((Int(churnFields[1]) ?? 0) > 1000, "\(churn)")
+        #expect((Int(churnFields[3]) ?? 0) > 0, "no churning task was seen with its labels: \(churn)")
+
+        let profile = try ProfileData(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: paths[0]))))
+        let chain = [
+            "withCheckedContinuation", "TaskLabelScenarios.labelledWait", "TaskLabelScenarios.labelledRequest",
+        ]
+        let waiting = decodedStacks(profile).filter { containsInOrder($0.names, chain) }
+        func count(_ wanted: [String: String], wait: String = "continuation") -> Int64 {
+            let userKeys: Set<String> = ["request", "route", "tenant", "job", "churn"]
+            return waiting.filter { stack in
+                let user = Dictionary(
+                    stack.labels.filter { userKeys.contains($0.key) }.map { ($0.key, $0.string ?? "") },
+                    uniquingKeysWith: { first, _ in first }
+                )
+                return user == wanted && stack.labels.contains { $0.key == "wait" && $0.string == wait }
+            }.map(\.value).reduce(0, +)
+        }
+        for request in 0..<4 { #expect(count(["request": "r-\(request)", "route": "/a"]) == 50) }
+        #expect(count(["tenant": "t1", "request": "inner"]) == 40)
+        // Children of a task group read their labels through the link to their parent's.
+        #expect(count(["job": "group"]) == 30)
+        #expect(count([:]) == 60)
+        // The group's parent waits in `next()` with its own labels.
+        let parent = decodedStacks(profile).filter { stack in
+            stack.labels.contains { $0.key == "job" && $0.string == "group" }
+                && stack.labels.contains { $0.key == "wait" && $0.string == "group" }
+        }
+        #expect(parent.map(\.value) == [1])
+
+        let text = try String(contentsOfFile: paths[1], encoding: .utf8)
+        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
+        #expect(
+            blocks.filter {
+                $0.contains("[suspended, waiting on continuation] {\"request\":\"r-1\", \"route\":\"/a\"}:\n")
+            }.count == 50
+        )
+        #expect(blocks.filter { $0.contains("] {\"job\":\"group\"}:\n") }.count == 31)
+    }
+
     @Test func goroutineProfileCountsSuspendedTasksBesideTheThreads() throws {
         let count = 100
         let paths = ["t0.pb.gz", "t2.txt"].map(temporaryPath)

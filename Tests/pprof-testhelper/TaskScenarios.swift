@@ -215,3 +215,93 @@ enum TaskScenarios {
 
     @inline(never) static func costLeaf(_ value: Int) async -> Int { value &+ 1 }
 }
+
+/// Suspended tasks with profiler labels (issue 14).
+enum TaskLabelScenarios {
+    static let parked = Mutex<[CheckedContinuation<Int, Never>]>([])
+    static let churnRunning = Atomic<Bool>(true)
+    static let churnStarted = Atomic<Int>(0)
+    static let churnFinished = Atomic<Int>(0)
+
+    @inline(never) static func labelledWait(_ value: Int) async -> Int {
+        let resumed = await withCheckedContinuation { continuation in
+            parked.withLock { $0.append(continuation) }
+        }
+        return resumed &+ value &* 13
+    }
+
+    @inline(never) static func labelledRequest(_ value: Int) async -> Int {
+        let waited = await labelledWait(value &+ 3)
+        return waited &- 1
+    }
+
+    @inline(never) static func churnStep(_ value: Int) async -> Int {
+        await Task.yield()
+        return value &* 17 &+ 1
+    }
+
+    /// `tasks-labels <debug0 path> <debug2 path>`: 200 tasks each in a `withProfileLabels` scope
+    /// (`request` r-0…r-3, 50 each, `route` /a), 40 in nested scopes (`tenant` t1 outside,
+    /// `request` inner inside), a task group whose parent's scope (`job` group) its 30 children
+    /// inherit, and 60 tasks without labels, all suspended on continuations. Then 300 dumps while
+    /// tasks enter and leave label scopes all the time (sets die during dumps), then the profiles.
+    static func run(_ arguments: [String]) throws {
+        TaskRegistry.prepare()
+        for index in 0..<200 {
+            Task.detached {
+                let value = await withProfileLabels(["request": "r-\(index % 4)", "route": "/a"]) {
+                    await labelledRequest(index)
+                }
+                print("never \(value)")
+            }
+        }
+        for index in 0..<40 {
+            Task.detached {
+                await withProfileLabels(["tenant": "t1"]) {
+                    await withProfileLabels(["request": "inner"]) { print("never \(await labelledRequest(index))") }
+                }
+            }
+        }
+        Task.detached {
+            await withProfileLabels(["job": "group"]) {
+                await withTaskGroup(of: Int.self) { group in
+                    for index in 0..<30 { group.addTask { await labelledRequest(index) } }
+                    for await value in group { print("never \(value)") }
+                }
+            }
+        }
+        for index in 0..<60 { Task.detached { print("never \(await labelledRequest(index))") } }
+        while parked.withLock({ $0.count }) < 330 { usleep(1000) }
+        usleep(100_000)
+
+        let creator = Thread {
+            var index = 0
+            while churnRunning.load(ordering: .relaxed) {
+                guard churnStarted.load(ordering: .relaxed) - churnFinished.load(ordering: .relaxed) < 2000 else {
+                    usleep(100)
+                    continue
+                }
+                _ = churnStarted.add(1, ordering: .relaxed)
+                let label = "c-\(index % 8)"
+                let step = index
+                index += 1
+                Task.detached {
+                    let value = await withProfileLabels(["churn": label]) { await churnStep(step) }
+                    _ = churnFinished.add(value > 0 ? 1 : 0, ordering: .relaxed)
+                }
+            }
+        }
+        creator.start()
+        let profile = Profile.lookup("goroutine")!
+        var labelledChurn = 0
+        for _ in 0..<300 {
+            labelledChurn += TaskRegistry.liveTasks()?.filter { $0.labels.contains { $0.key == "churn" } }.count ?? 0
+        }
+        try profile.write(to: ProfileBuffer(), debug: 0)
+        churnRunning.store(false, ordering: .relaxed)
+        while churnFinished.load(ordering: .relaxed) < churnStarted.load(ordering: .relaxed) { usleep(1000) }
+        print("churned \(churnFinished.load(ordering: .relaxed)) labelled-in-dumps \(labelledChurn)")
+        for (debug, path) in zip([0, 2], arguments) { try writeProfile(profile, debug: debug, to: path) }
+        print("done")
+    }
+}

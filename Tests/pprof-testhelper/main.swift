@@ -16,6 +16,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "crash-after-prepare": UnwindScenarios.crashAfterPrepare,
     "thread-dump-parked": ThreadScenarios.parkedThreads,
     "tasks-suspended": TaskScenarios.suspended,
+    "tasks-labels": TaskLabelScenarios.run,
     "tasks-churn": TaskScenarios.churn,
     "tasks-kinds": TaskKindsScenarios.run,
     "tasks-async-let": AsyncLetScenarios.run,

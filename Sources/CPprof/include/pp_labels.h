@@ -102,4 +102,26 @@ uint32_t pp_label_node_sampled(const pp_label_node *node);
 // Takes every node sampled since the last call, as a NULL-terminated chain through `next`.
 pp_label_node *pp_labels_take_sampled(void);
 
+// --- Labels of suspended tasks (goroutine dumps; never in handlers) ---
+//
+// A dump reads a suspended task's label set out of the task's task-local storage, while the task
+// may resume on another thread, pop that binding and release the set. So the dump holds the set
+// in a slot that the set's deinit waits on, then reads the binding again: found again, the set
+// was alive after the hold began and stays alive until the hold ends.
+
+// The key of the task-local that withProfileLabels binds, or NULL before pp_labels_install.
+const void *pp_labels_task_local_key(void);
+
+// Holds `object` for a dump: 1, or 0 when every hold slot is taken (the dump skips its labels).
+int pp_labels_dump_hold(void *object);
+
+// Marks a held set sampled (as a handler would) and returns its tag.
+uint64_t pp_labels_dump_mark(void *object);
+
+// Ends the hold of `object`.
+void pp_labels_dump_release(void *object);
+
+// Called by a label set's deinit before it looks at `sampled`: waits while a dump holds it.
+void pp_labels_wait_for_dumps(const void *object);
+
 #endif

@@ -62,4 +62,9 @@ int pp_task_read(uintptr_t task, uint32_t id, pp_task_snapshot *snapshot, uintpt
 // returns its length, 0 when the task has none or is gone.
 size_t pp_task_read_name(uintptr_t task, uint32_t id, char *name, size_t capacity, int recover);
 
+// The tag of the profiler label set a suspended task has bound with withProfileLabels (its own or
+// an enclosing task's), or 0. Read fault-tolerantly; the set is held while it is marked (see
+// pp_labels.h), so a task that resumes meanwhile gives 0 or its new set, never a freed one.
+uint64_t pp_task_label_tag(uintptr_t task, int recover);
+
 #endif

@@ -176,6 +176,8 @@ final class LabelStorage: ManagedBuffer<LabelStorage.Header, LabelPair> {
     }
 
     deinit {
+        // A goroutine dump may be marking this set sampled from a suspended task's binding.
+        pp_labels_wait_for_dumps(Unmanaged.passUnretained(self).toOpaque())
         // A set a handler has seen must stay resolvable by tag (LabelTags); unsampled sets, the
         // common case, leave without taking any lock.
         if pp_label_node_sampled(nodePointer) != 0 {

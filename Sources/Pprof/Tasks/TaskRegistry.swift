@@ -27,6 +27,8 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var recordKinds: [UInt8] = []
     /// The parent task's address, for a child task (task group, async let); nil otherwise.
     package var parent: UInt? = nil
+    /// The profiler labels in force in the task (`withProfileLabels`), sorted by key.
+    package var labels: [TaskLabel] = []
 
     package var priority: UInt8 { UInt8(truncatingIfNeeded: jobFlags >> 8) }
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
@@ -44,6 +46,12 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var isEnqueued: Bool { statusFlags & 0x1000 != 0 }
     /// The task's current (possibly escalated) priority.
     package var currentPriority: UInt8 { UInt8(truncatingIfNeeded: statusFlags) }
+}
+
+/// One profiler label of a task.
+package struct TaskLabel: Sendable, Hashable {
+    package var key: String
+    package var value: String
 }
 
 /// What a suspended or enqueued task waits on: the runtime's `TaskDependencyStatusRecord`, the
@@ -174,6 +182,10 @@ package enum TaskRegistry {
             capacity *= 4
         }
         let memory = TaskMemory(recover: recover != 0)
+        // Tags read from tasks stay resolvable while pinned, even if their sets die meanwhile.
+        LabelTags.pin()
+        defer { LabelTags.unpin() }
+        var labelsByTag: [UInt64: [TaskLabel]] = [:]
         var result: [TaskSnapshot] = []
         result.reserveCapacity(addresses.count)
         var frames = [UInt](repeating: 0, count: maximumFrames)
@@ -196,6 +208,13 @@ package enum TaskRegistry {
             if state == 1 {
                 (snapshot.dependency, snapshot.recordKinds) = statusRecords(from: raw.status_record, memory: memory)
                 if snapshot.isChildTask { snapshot.parent = memory.word(at: address &+ childFragmentOffset) }
+                let tag = pp_task_label_tag(address, recover)
+                if tag != 0 {
+                    if labelsByTag[tag] == nil {
+                        labelsByTag[tag] = LabelTags.labels(forTag: tag).map { TaskLabel(key: $0.key, value: $0.value) }
+                    }
+                    snapshot.labels = labelsByTag[tag]!
+                }
                 // The records live in the task's allocator and go when it resumes: they count only
                 // if the task is the same, at the same place, with the same records, afterwards.
                 var again = pp_task_snapshot()
@@ -206,6 +225,7 @@ package enum TaskRegistry {
                     state = 2
                     snapshot.dependency = .none
                     snapshot.parent = nil
+                    snapshot.labels = []
                 }
             }
             if state == 1 {

@@ -77,7 +77,7 @@ enum TaskBenchmarks {
         print(
             String(
                 format: "create + finish a task: tracking %.0f ns, without %.0f ns (medians of %d rounds of %d): "
-                    + "+%.0f ns, ratio %.3f",
+                    + "%+.0f ns, ratio %.3f",
                 medianOn,
                 medianOff,
                 rounds,

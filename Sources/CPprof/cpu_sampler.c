@@ -3,8 +3,7 @@
 // Runs in the signal handler (async-signal-safe: no allocation, no locks but try-locks, raw system
 // calls only, errno saved): cpu_signal_handler and everything it calls — accept_signal,
 // process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost — and
-// pp_cpu_rearm_after_queued_signal (called by the thread-dump handler) and ignore_signal (the SIGIO
-// handler). pp_cpu_random_first_period runs inside the pthread_create hook (lock-free). Everything
+// ignore_signal (the SIGIO handler). pp_cpu_random_first_period runs inside the pthread_create hook (lock-free). Everything
 // else here runs on ordinary threads (start, stop, the reader's drain).
 #include <errno.h>
 #include <pthread.h>
@@ -257,29 +256,14 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
             if (pp_cpu_bit_test(pp_cpu_perf_first_period, refresh_fd) &&
                 pp_cpu_bit_clear(pp_cpu_perf_first_period, refresh_fd))
                 pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_PERIOD, &pp_cpu.period_ns);
-            // The event disabled itself after one overflow; allow exactly one more.
-            pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_REFRESH, 1);
+            // On a real-time signal the event disabled itself after one overflow; allow exactly one
+            // more. (Not on SIGPROF: this ioctl reschedules the thread's perf context, which cost
+            // the sampled thread as much as the rest of the sample; measured in docs/cpu.md.)
+            if (!pp_cpu.perf_continuous) pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_REFRESH, 1);
         }
     }
     __atomic_sub_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
     errno = saved_errno;
-}
-
-// The kernel queues a standard signal at most once per thread: a perf overflow signal raised while
-// another SIGPROF is pending on the thread (a thread dump's request, often sent while the thread
-// blocks or has not yet taken it) is dropped, and with it the handler's refresh, so the event stays
-// disabled and the thread is never sampled again. A handler of such a signal re-enables the event
-// of its own thread; if the event was still running, its allowance of overflows grows by one, so it
-// merely survives one more lost signal.
-void pp_cpu_rearm_after_queued_signal(int signo) {
-    __atomic_add_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&pp_cpu.running, __ATOMIC_SEQ_CST) && pp_cpu.engine == PP_CPU_ENGINE_PERF &&
-        pp_cpu.signo == signo) {
-        int fd = pp_cpu_perf_fd_of_thread((int)pp_syscall0(SYS_gettid));
-        if (fd >= 0 && fd < PP_CPU_MAX_PERF_FD && pp_cpu_bit_test(pp_cpu_perf_fds, fd))
-            pp_syscall3(SYS_ioctl, fd, PERF_EVENT_IOC_REFRESH, 1);
-    }
-    __atomic_sub_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 // For a perf engine on a real-time signal: if the signal cannot be queued the kernel sends SIGIO
@@ -372,6 +356,7 @@ int pp_cpu_begin(const pp_cpu_config *config) {
     pp_cpu.thread_info = config->thread_info != 0;
     pp_cpu.period_ns = config->period_ns;
     pp_cpu.perf_fd_limit = config->perf_fd_limit;
+    pp_cpu.perf_continuous = config->signo < SIGRTMIN;
     pp_cpu.generation++;
     __builtin_memset(&pp_cpu.counters, 0, sizeof pp_cpu.counters);
     __atomic_store_n(&pp_cpu.running, 1, __ATOMIC_SEQ_CST);

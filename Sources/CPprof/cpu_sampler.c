@@ -3,8 +3,8 @@
 // Runs in the signal handler (async-signal-safe: no allocation, no locks but try-locks, raw system
 // calls only, errno saved): cpu_signal_handler and everything it calls — accept_signal,
 // process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost — and
-// ignore_signal (the SIGIO handler). pp_cpu_random_first_period runs inside the pthread_create hook (lock-free). Everything
-// else here runs on ordinary threads (start, stop, the reader's drain).
+// ignore_signal (the SIGIO handler). pp_cpu_random_first_period runs inside the pthread_create
+// hook (lock-free). Everything else here runs on ordinary threads (start, stop, the reader's drain).
 #include <errno.h>
 #include <pthread.h>
 #include <linux/perf_event.h>

@@ -264,7 +264,8 @@ static uintptr_t task_local_value(pp_safe_reader *reader, uintptr_t task, uintpt
     if (!pp_safe_read(reader, task + TASK_PRIVATE + PRIVATE_TASK_LOCALS, &item)) return 0;
     for (int depth = 0; item && depth < 256; depth++) {
         uintptr_t next_and_kind, item_key, value;
-        if ((item & ITEM_POINTER_MASK) || !pp_safe_read(reader, item + ITEM_NEXT_AND_KIND, &next_and_kind)) return 0;
+        if ((item & ITEM_POINTER_MASK) || !pp_safe_read(reader, item + ITEM_NEXT_AND_KIND, &next_and_kind))
+            return 0;
         switch ((next_and_kind >> ITEM_KIND_SHIFT) & 3) {
         case ITEM_KIND_VALUE:
         case ITEM_KIND_VALUE_IN_GROUP_BODY:

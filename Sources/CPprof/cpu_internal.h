@@ -17,9 +17,10 @@ struct pp_cpu_state {
     uint32_t generation;  // stamped into timer signals, so a late signal of an earlier run is ignored
     int64_t period_ns;
     uint32_t perf_fd_limit;
-    // perf engine on a standard signal (SIGPROF): events overflow again and again on their own.
-    // On a real-time signal each overflow is allowed by the handler (one at a time), so that a
-    // thread blocking the signal cannot queue signals without bound (RLIMIT_SIGPENDING is per user).
+    // perf engine on a standard signal (SIGPROF): after its first overflow an event overflows again
+    // and again on its own. On a real-time signal each overflow is allowed by the handler (one at a
+    // time), so that a thread blocking the signal cannot queue signals without bound
+    // (RLIMIT_SIGPENDING is per user).
     int perf_continuous;
 
     int running;              // 1 while samples are accepted (seq_cst with the in-flight counters)
@@ -65,5 +66,14 @@ int64_t pp_cpu_process_cpu_ns(void);
 int pp_cpu_sources_prepare(void);
 void pp_cpu_thread_started(void);
 void pp_cpu_claims_reset(void);
+
+// The perf_event fd last armed for thread `tid` in this run, or -1 (may belong to an exited
+// incarnation: check pp_cpu_perf_fds). Async-signal-safe.
+int pp_cpu_perf_fd_of_thread(int tid);
+
+// For handlers of other signals that share the profiling signal (thread dumps): re-enables the
+// calling thread's perf event if it is still in its one-overflow first period, whose overflow
+// signal the kernel may have dropped while this signal was pending. Async-signal-safe.
+void pp_cpu_rearm_after_queued_signal(int signo);
 
 #endif

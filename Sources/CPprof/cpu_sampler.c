@@ -3,8 +3,9 @@
 // Runs in the signal handler (async-signal-safe: no allocation, no locks but try-locks, raw system
 // calls only, errno saved): cpu_signal_handler and everything it calls — accept_signal,
 // process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost — and
-// ignore_signal (the SIGIO handler). pp_cpu_random_first_period runs inside the pthread_create
-// hook (lock-free). Everything else here runs on ordinary threads (start, stop, the reader's drain).
+// pp_cpu_rearm_after_queued_signal (called by the thread-dump handler) and ignore_signal (the SIGIO
+// handler). pp_cpu_random_first_period runs inside the pthread_create hook (lock-free). Everything
+// else here runs on ordinary threads (start, stop, the reader's drain).
 #include <errno.h>
 #include <pthread.h>
 #include <linux/perf_event.h>
@@ -257,13 +258,33 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
                 pp_cpu_bit_clear(pp_cpu_perf_first_period, refresh_fd))
                 pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_PERIOD, &pp_cpu.period_ns);
             // On a real-time signal the event disabled itself after one overflow; allow exactly one
-            // more. (Not on SIGPROF: this ioctl reschedules the thread's perf context, which cost
-            // the sampled thread as much as the rest of the sample; measured in docs/cpu.md.)
+            // more. On SIGPROF only an event whose allowance ran out (POLL_HUP: the first period,
+            // or a thread dump's re-arm) is enabled again, for good: the refresh reschedules the
+            // thread's perf context, which cost the sampled thread as much as the rest of the
+            // sample (measured in docs/cpu.md).
             if (!pp_cpu.perf_continuous) pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_REFRESH, 1);
+            else if (info->si_code == POLL_HUP) pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_ENABLE, 0);
         }
     }
     __atomic_sub_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
     errno = saved_errno;
+}
+
+// The kernel queues a standard signal at most once per thread: a perf overflow signal raised while
+// another SIGPROF is pending on the thread (a thread dump's request, often sent while the thread
+// blocks or has not yet taken it) is dropped. An event in its one-overflow first period has then
+// disabled itself with nobody to enable it, and the thread would never be sampled again. A handler
+// of such a signal enables the event of its own thread; an event still running is left as it is.
+void pp_cpu_rearm_after_queued_signal(int signo) {
+    __atomic_add_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&pp_cpu.running, __ATOMIC_SEQ_CST) && pp_cpu.engine == PP_CPU_ENGINE_PERF &&
+        pp_cpu.signo == signo && pp_cpu.perf_continuous) {
+        int fd = pp_cpu_perf_fd_of_thread((int)pp_syscall0(SYS_gettid));
+        if (fd >= 0 && fd < PP_CPU_MAX_PERF_FD && pp_cpu_bit_test(pp_cpu_perf_fds, fd) &&
+            pp_cpu_bit_test(pp_cpu_perf_first_period, fd))
+            pp_syscall3(SYS_ioctl, fd, PERF_EVENT_IOC_ENABLE, 0);
+    }
+    __atomic_sub_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
 }
 
 // For a perf engine on a real-time signal: if the signal cannot be queued the kernel sends SIGIO

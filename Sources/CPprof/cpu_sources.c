@@ -7,7 +7,8 @@
 // pp_cpu_claim_thread, pp_cpu_unclaim_thread, pp_cpu_arm_thread (arm_perf, arm_timer),
 // pp_cpu_quiet_source, pp_cpu_release_source, push_started, pp_cpu_random_first_period.
 // pp_cpu_sources_prepare, pp_cpu_claims_reset, pp_cpu_take_started_thread, pp_cpu_probe_engine and
-// the process timer run on ordinary threads. Nothing here runs in signal handlers.
+// the process timer run on ordinary threads. pp_cpu_perf_fd_of_thread (two atomic loads) also runs
+// in signal handlers; nothing else here does.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
@@ -121,6 +122,10 @@ int pp_thread_blocks_signal(int tid, int signo) {
 
 static uint32_t *claims;
 static uint32_t claim_count;
+// Per tid (same size as `claims`): 1 + the perf_event fd last armed for it, 0 for none. Lets a
+// handler on a thread find that thread's own event (pp_cpu_rearm_after_queued_signal). An entry of
+// an exited thread may linger; readers check the fd against pp_cpu_perf_fds.
+static int32_t *perf_fd_plus_one;
 
 static uint32_t claim_value(uint64_t start_time) { return (uint32_t)(start_time % 0xffffffffull) + 1; }
 
@@ -146,6 +151,13 @@ void pp_cpu_unclaim_thread(int tid, uint64_t start_time) {
 
 void pp_cpu_claims_reset(void) {
     if (claims) madvise(claims, (size_t)claim_count * sizeof(uint32_t), MADV_DONTNEED);
+    if (perf_fd_plus_one) madvise(perf_fd_plus_one, (size_t)claim_count * sizeof(int32_t), MADV_DONTNEED);
+}
+
+int pp_cpu_perf_fd_of_thread(int tid) {
+    int32_t *table = __atomic_load_n(&perf_fd_plus_one, __ATOMIC_ACQUIRE);
+    if (!table || tid <= 0 || (uint32_t)tid >= claim_count) return -1;
+    return __atomic_load_n(&table[tid], __ATOMIC_ACQUIRE) - 1;
 }
 
 static uint32_t read_pid_max(void) {
@@ -215,11 +227,13 @@ int pp_cpu_sources_prepare(void) {
     }
     if (!claims) {
         uint32_t count = read_pid_max();
-        // Claims per tid; pages are committed only when touched.
+        // Claims and perf fds per tid; pages are committed only when touched.
         size_t bytes = (size_t)count * sizeof(uint32_t);
-        void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *memory = mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                            -1, 0);
         if (memory == MAP_FAILED) return -ENOMEM;
         claim_count = count;
+        __atomic_store_n(&perf_fd_plus_one, (int32_t *)((char *)memory + bytes), __ATOMIC_RELEASE);
         __atomic_store_n(&claims, (uint32_t *)memory, __ATOMIC_RELEASE);
     }
     __builtin_memset(pp_cpu_perf_fds, 0, sizeof pp_cpu_perf_fds);
@@ -265,10 +279,12 @@ static int arm_perf(int tid, pp_cpu_source *source) {
         if (result == 0) {
             pp_cpu_bit_set(pp_cpu_perf_first_period, (int)fd);
             pp_cpu_bit_set(pp_cpu_perf_fds, (int)fd);
-            // Enabled for good on SIGPROF; for one overflow on a real-time signal, the handler
-            // allowing the next one (see perf_continuous).
-            result = pp_cpu.perf_continuous ? pp_syscall3(SYS_ioctl, fd, PERF_EVENT_IOC_ENABLE, 0)
-                                            : pp_syscall3(SYS_ioctl, fd, PERF_EVENT_IOC_REFRESH, 1);
+            // Enabled for one overflow: the first period is random and may be as short as the
+            // kernel's 10 us floor, which must not go on repeating until the handler replaces it
+            // (inside a long first handler, or on a thread blocking the signal, that timer storm
+            // starved the thread for seconds). The handler sets the real period and enables the
+            // event for good (perf_continuous) or for one more overflow.
+            result = pp_syscall3(SYS_ioctl, fd, PERF_EVENT_IOC_REFRESH, 1);
             if (result != 0) {
                 pp_cpu_bit_clear(pp_cpu_perf_fds, (int)fd);
                 pp_cpu_bit_clear(pp_cpu_perf_first_period, (int)fd);
@@ -282,6 +298,9 @@ static int arm_perf(int tid, pp_cpu_source *source) {
     }
     source->kind = PP_CPU_SOURCE_PERF;
     source->id = (int32_t)fd;
+    int32_t *by_tid = __atomic_load_n(&perf_fd_plus_one, __ATOMIC_ACQUIRE);
+    if (by_tid && tid > 0 && (uint32_t)tid < claim_count)
+        __atomic_store_n(&by_tid[tid], (int32_t)fd + 1, __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 // Thread dumps. dump_handler runs as the signal handler on every dumped thread and is
 // async-signal-safe (no allocation, no locks, raw system calls, errno preserved; it also calls
-// pp_profiler_work_active); everything else
+// pp_cpu_rearm_after_queued_signal of cpu_sampler.c and pp_profiler_work_active); everything else
 // runs in the dumping thread, in ordinary code.
 //
 // Protocol: each request owns a slot of a static pool (never freed, so a late handler can never
@@ -83,6 +83,9 @@ static void dump_handler(int signo, siginfo_t *info, void *context) {
                 }
             }
         }
+        // Answered or stale, this request was pending on the thread: revive a CPU-profiling perf
+        // event whose overflow signal it may have displaced.
+        pp_cpu_rearm_after_queued_signal(signo);
     }
     errno = saved_errno;
 }

@@ -219,7 +219,7 @@ struct CPUProfileTests {
             ["rate=1000", "engine=perfEvent", "threads=200", "announce=1"]
         )
         #expect(run.json["threadsSampled"] as! Int >= 200)
-        let burned = Double((run.json["threadCPUNanos"] as! [Int]).reduce(0, +))
+        let burned = Double((run.json["entryCPUNanos"] as! [Int]).reduce(0, +))
         let sampled = Double(
             run.profile.samples.filter {
                 run.profile.functionNames(of: $0).contains { $0.contains("shortThreadEntry") }

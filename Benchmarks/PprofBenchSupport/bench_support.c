@@ -2,6 +2,7 @@
 #include "PprofBenchSupport.h"
 
 #include <CPprof.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -126,4 +127,10 @@ int64_t pp_bench_walk_here(int iterations, int frames, int *depth, unsigned *fla
     int64_t start = thread_cpu_ns();
     for (int i = 0; i < iterations; i++) *depth = pp_unwind_from_ucontext(&context, pcs, frames, flags);
     return thread_cpu_ns() - start;
+}
+
+size_t pp_bench_heap_in_use(void) {
+    malloc_trim(0);
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
 }

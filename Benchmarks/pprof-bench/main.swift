@@ -18,6 +18,7 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("push", PushBenchmarks.run),
     ("ui", UIBenchmarks.run),
     ("tasks", TaskBenchmarks.run),
+    ("footprint", FootprintBenchmarks.run),
 ]
 
 let selected = CommandLine.arguments.dropFirst()

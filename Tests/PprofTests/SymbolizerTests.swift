@@ -232,6 +232,31 @@ let knownSiteDeclarationLine = #line + 1
         withExtendedLifetime(symbolizer) {}
     }
 
+    /// A library's function names are read from its file on demand, not copied: every name reads
+    /// the same as a copy would, the table holds a fraction of the copy's heap, and the names
+    /// still come from the file that was loaded.
+    @Test func libraryNamesAreReadFromTheFileAndMatchCopies() throws {
+        let count = try #require(functionAddress("$sSS5countSivg"))
+        let path = try #require(Symbolizer.shared.image(containing: count)?.path)
+        let read = try ImageSymbolizer(path: path, debugDirectories: [], keepsFileMapped: false)
+        let copied = try ImageSymbolizer(
+            path: path,
+            debugDirectories: [],
+            keepsFileMapped: false,
+            copiesSymbolNames: true
+        )
+        let readNames = read.allSymbols()
+        #expect(readNames.count > 10_000, "libswiftCore has tens of thousands of functions")
+        #expect(readNames.map(\.start) == copied.allSymbols().map(\.start))
+        #expect(readNames.map(\.name) == copied.allSymbols().map(\.name))
+        let (symbols, heap) = read.symbolTableSize
+        #expect(heap <= 20 * symbols, "\(heap) bytes for \(symbols) symbols")
+        #expect(heap * 3 < copied.symbolTableSize.heapBytes)
+        let image = try #require(Symbolizer.shared.image(containing: count))
+        let frames = read.frames(atFileAddress: UInt64(count - image.loadBias) + 2)
+        #expect(frames.first?.systemName == "$sSS5countSivg")
+    }
+
     @Test func addressesOutsideAnyImageHaveNoFrames() {
         #expect(Symbolizer.shared.frames(at: 0x1000).isEmpty)
         #expect(Symbolizer.shared.frames(at: UInt.max - 16).isEmpty)

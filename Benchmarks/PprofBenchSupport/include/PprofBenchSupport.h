@@ -4,6 +4,7 @@
 #define PPROF_BENCH_SUPPORT_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 typedef void (*pp_bench_leaf)(void *context);
 
@@ -30,5 +31,9 @@ pp_bench_walk_totals pp_bench_take_walk_totals(void);
 // Walks the calling thread's stack from a context taken here, `iterations` times, without signals;
 // returns the thread CPU time all walks took.
 int64_t pp_bench_walk_here(int iterations, int frames, int *depth, unsigned *flags);
+
+// Bytes malloc has handed out and not had back (mallinfo2: arena and mmapped chunks), after
+// returning free memory to the system (malloc_trim), for the footprint benchmark.
+size_t pp_bench_heap_in_use(void);
 
 #endif

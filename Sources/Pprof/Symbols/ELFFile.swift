@@ -60,6 +60,14 @@ final class ELFFile: @unchecked Sendable {
     let programHeaders: [ProgramHeader]
     /// The mapped length, or 0 when `bytes` is an allocated copy (an image read from memory).
     private let mappedLength: Int
+    /// The file's device and inode when read from a path, so that a later `open` can tell it is
+    /// still the same file.
+    let fileIdentity: FileIdentity?
+
+    struct FileIdentity: Equatable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+    }
 
     init(path: String) throws {
         self.path = path
@@ -81,6 +89,7 @@ final class ELFFile: @unchecked Sendable {
         }
         self.bytes = bytes
         self.mappedLength = length
+        self.fileIdentity = FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
     }
 
     /// An ELF image held in memory rather than in a file (the vDSO); `name` is used in errors.
@@ -98,6 +107,7 @@ final class ELFFile: @unchecked Sendable {
         }
         self.bytes = bytes
         self.mappedLength = 0
+        self.fileIdentity = nil
     }
 
     deinit {
@@ -147,6 +157,14 @@ final class ELFFile: @unchecked Sendable {
     func contents(ofSectionNamed name: String) throws -> ELFBytes? {
         guard let section = section(named: name) else { return nil }
         return try contents(of: section)
+    }
+
+    /// Where `slice` (a slice of this file's bytes) starts in the file.
+    func fileOffset(of slice: UnsafeRawBufferPointer) -> UInt64? {
+        guard let base = bytes.baseAddress, let start = slice.baseAddress, start >= base,
+            base.distance(to: start) + slice.count <= bytes.count
+        else { return nil }
+        return UInt64(base.distance(to: start))
     }
 
     func slice(offset: UInt64, count: UInt64) -> UnsafeRawBufferPointer? {

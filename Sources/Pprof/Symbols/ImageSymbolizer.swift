@@ -11,8 +11,9 @@ import Synchronization
 /// Runtime module's `ImageMap` — and with it Swift's crash backtracer — merges every mapping of a
 /// path and takes the lowest as the library's base, so a read-only mapping of libswiftCore.so
 /// placed below the loaded one would misplace every libswiftCore frame in a later backtrace.
-/// Function names and any DWARF embedded in a library are copied instead. The main executable
-/// (loaded below the mmap area) and separate debug files (other paths) stay mapped.
+/// A library's function names are read from the file through a descriptor held open, and any DWARF
+/// embedded in it is copied. The main executable (loaded below the mmap area) and separate debug
+/// files (other paths) stay mapped.
 package final class ImageSymbolizer: Sendable {
     package let path: String
     /// The image's GNU build ID, if it has one.
@@ -30,9 +31,16 @@ package final class ImageSymbolizer: Sendable {
     private let unitRanges: IntervalIndex<Int>
     private let state: Mutex<State>
 
+    /// Units whose parsed function tree and line table are kept after a lookup: a profile's
+    /// addresses arrive in one batch (and the symbolizer caches its answers), so keeping every
+    /// unit ever parsed would hold most of the DWARF decoded for little gain.
+    private static let unitsKept = 8
+
     private struct State {
         var trees: [Int: DWARFFunctionTree?] = [:]
         var lineTables: [Int: DWARFLineTable?] = [:]
+        /// Units parsed since the last trim, least recently used first.
+        var recentUnits: [Int] = []
         var functions: [Int: DWARFFile.FunctionInfo] = [:]
         var demangled: [String: String] = [:]
     }
@@ -42,12 +50,25 @@ package final class ImageSymbolizer: Sendable {
     package convenience init(
         path: String,
         debugDirectories: [String] = DebugFiles.defaultDirectories,
-        keepsFileMapped: Bool = true
+        keepsFileMapped: Bool = true,
+        copiesSymbolNames: Bool = false
     ) throws {
-        try self.init(file: ELFFile(path: path), debugDirectories: debugDirectories, keepsFileMapped: keepsFileMapped)
+        try self.init(
+            file: ELFFile(path: path),
+            debugDirectories: debugDirectories,
+            keepsFileMapped: keepsFileMapped,
+            copiesSymbolNames: copiesSymbolNames
+        )
     }
 
-    init(file: ELFFile, debugDirectories: [String] = DebugFiles.defaultDirectories, keepsFileMapped: Bool = true) {
+    /// `copiesSymbolNames` copies every function name to the heap, as this reader once did
+    /// (benchmarks compare the two).
+    init(
+        file: ELFFile,
+        debugDirectories: [String] = DebugFiles.defaultDirectories,
+        keepsFileMapped: Bool = true,
+        copiesSymbolNames: Bool = false
+    ) {
         self.path = file.path
         self.buildID = file.buildID
         var debugFile: ELFFile?
@@ -55,7 +76,10 @@ package final class ImageSymbolizer: Sendable {
             debugFile = DebugFiles.find(for: file, directories: debugDirectories)
         }
         self.debugFilePath = debugFile?.path
-        self.symbols = SymbolTable(files: [file] + (debugFile.map { [$0] } ?? []))
+        let ownNames: SymbolTable.NameStorage = copiesSymbolNames ? .copied : keepsFileMapped ? .mapped : .read
+        self.symbols = SymbolTable(
+            files: [(file, ownNames)] + (debugFile.map { [($0, copiesSymbolNames ? .copied : .mapped)] } ?? [])
+        )
         self.hasFullSymbolTable = file.hasSymtab || debugFile?.hasSymtab == true
         func supplementary(of file: ELFFile) -> DWARFFile? {
             DebugFiles.findSupplementary(for: file, directories: debugDirectories).flatMap { DWARFFile(file: $0) }
@@ -87,17 +111,43 @@ package final class ImageSymbolizer: Sendable {
     /// The frames at `address` (a file virtual address), innermost inlined frame first; `entry`
     /// is the physical function's file address. Empty when no symbol or DWARF function holds it.
     package func frames(atFileAddress address: UInt64) -> [SymbolFrame] {
-        state.withLock { lookUp(address, &$0) }
+        frames(atFileAddresses: [address])[0]
     }
 
     package func frames(atFileAddresses addresses: [UInt64]) -> [[SymbolFrame]] {
-        state.withLock { state in addresses.map { lookUp($0, &state) } }
+        state.withLock { state in
+            // Nearby addresses share units: look them up in address order.
+            var results = [[SymbolFrame]](repeating: [], count: addresses.count)
+            for index in addresses.indices.sorted(by: { addresses[$0] < addresses[$1] }) {
+                results[index] = lookUp(addresses[index], &state)
+            }
+            ImageSymbolizer.trim(&state)
+            return results
+        }
+    }
+
+    private static func trim(_ state: inout State) {
+        guard state.recentUnits.count > unitsKept else { return }
+        for unit in state.recentUnits.dropLast(unitsKept) {
+            state.trees[unit] = nil
+            state.lineTables[unit] = nil
+        }
+        state.recentUnits.removeFirst(state.recentUnits.count - unitsKept)
+    }
+
+    private static func use(_ unit: Int, _ state: inout State) {
+        if state.recentUnits.last == unit { return }
+        state.recentUnits.removeAll { $0 == unit }
+        state.recentUnits.append(unit)
     }
 
     /// Every function symbol (start file address and linker name).
     package func allSymbols() -> [(start: UInt64, name: String)] {
         symbols.allSymbols()
     }
+
+    /// The function symbols and the heap bytes their table holds (benchmarks).
+    package var symbolTableSize: (symbols: Int, heapBytes: Int) { (symbols.count, symbols.heapBytes) }
 
     // MARK: Lookup
 
@@ -183,6 +233,7 @@ package final class ImageSymbolizer: Sendable {
     }
 
     private func functionTree(_ unit: Int, _ dwarf: DWARFFile, _ state: inout State) -> DWARFFunctionTree? {
+        ImageSymbolizer.use(unit, &state)
         if let cached = state.trees[unit] { return cached }
         // A unit that does not parse gives no inlining information; its line table may still work.
         let tree = try? DWARFFunctionTree(dwarf, unit: dwarf.units[unit])
@@ -191,6 +242,7 @@ package final class ImageSymbolizer: Sendable {
     }
 
     private func lineTable(_ unit: Int, _ dwarf: DWARFFile, _ state: inout State) -> DWARFLineTable? {
+        ImageSymbolizer.use(unit, &state)
         if let cached = state.lineTables[unit] { return cached }
         let table = dwarf.units[unit].lineTableOffset.flatMap {
             try? DWARFLineTable(dwarf, unit: dwarf.units[unit], offset: $0)

@@ -50,6 +50,10 @@ package final class Symbolizer: Sendable {
     /// The address cache starts afresh beyond this many entries, bounding its memory.
     private let cacheLimit = 1 << 18
 
+    /// Copy every function name to the heap, as this reader once did: `pprof-bench footprint`
+    /// measures both ways in one run.
+    package static let copiesSymbolNames = Atomic<Bool>(false)
+
     package init(debugDirectories: [String] = DebugFiles.defaultDirectories) {
         self.debugDirectories = debugDirectories
     }
@@ -200,7 +204,12 @@ private final class ImageSlot: Sendable {
         // A file replaced on disk would name the wrong functions: better none.
         guard let file, isRunning(file) else { return nil }
         // Only the main executable's file stays mapped (see `ImageSymbolizer`).
-        return ImageSymbolizer(file: file, debugDirectories: debugDirectories, keepsFileMapped: image.isMainExecutable)
+        return ImageSymbolizer(
+            file: file,
+            debugDirectories: debugDirectories,
+            keepsFileMapped: image.isMainExecutable,
+            copiesSymbolNames: Symbolizer.copiesSymbolNames.load(ordering: .relaxed)
+        )
     }
 }
 

@@ -31,16 +31,9 @@ package final class ImageSymbolizer: Sendable {
     private let unitRanges: IntervalIndex<Int>
     private let state: Mutex<State>
 
-    /// Units whose parsed function tree and line table are kept after a lookup: a profile's
-    /// addresses arrive in one batch (and the symbolizer caches its answers), so keeping every
-    /// unit ever parsed would hold most of the DWARF decoded for little gain.
-    private static let unitsKept = 8
-
     private struct State {
         var trees: [Int: DWARFFunctionTree?] = [:]
         var lineTables: [Int: DWARFLineTable?] = [:]
-        /// Units parsed since the last trim, least recently used first.
-        var recentUnits: [Int] = []
         var functions: [Int: DWARFFile.FunctionInfo] = [:]
         var demangled: [String: String] = [:]
     }
@@ -90,55 +83,51 @@ package final class ImageSymbolizer: Sendable {
         self.dwarf = dwarf
         self.hasDebugInfo = dwarf != nil
 
-        var state = State()
+        let state = State()
         var unitRanges: [(range: Range<UInt64>, value: Int)] = []
         if let dwarf {
             for (index, unit) in dwarf.units.enumerated() {
                 var ranges = unit.ranges
                 if ranges.isEmpty, let offset = unit.lineTableOffset {
-                    // No ranges on the unit DIE: the line program says which code it covers.
-                    let table = try? DWARFLineTable(dwarf, unit: unit, offset: offset)
-                    state.lineTables[index] = table
-                    ranges = table?.coveredRanges ?? []
+                    // No ranges on the unit DIE: the line program says which code it covers
+                    // (parsed again when an address needs it).
+                    ranges = (try? DWARFLineTable(dwarf, unit: unit, offset: offset))?.coveredRanges ?? []
                 }
                 for range in ranges { unitRanges.append((range, index)) }
             }
+            dwarf.releaseUnitRanges()
         }
-        self.unitRanges = IntervalIndex(unitRanges)
+        self.unitRanges = IntervalIndex(ImageSymbolizer.coalesced(unitRanges))
         self.state = Mutex(state)
     }
 
     /// The frames at `address` (a file virtual address), innermost inlined frame first; `entry`
     /// is the physical function's file address. Empty when no symbol or DWARF function holds it.
     package func frames(atFileAddress address: UInt64) -> [SymbolFrame] {
-        frames(atFileAddresses: [address])[0]
+        state.withLock { lookUp(address, &$0) }
     }
 
     package func frames(atFileAddresses addresses: [UInt64]) -> [[SymbolFrame]] {
-        state.withLock { state in
-            // Nearby addresses share units: look them up in address order.
-            var results = [[SymbolFrame]](repeating: [], count: addresses.count)
-            for index in addresses.indices.sorted(by: { addresses[$0] < addresses[$1] }) {
-                results[index] = lookUp(addresses[index], &state)
+        state.withLock { state in addresses.map { lookUp($0, &state) } }
+    }
+
+    /// Neighbouring ranges of one unit (a Swift module's unit lists each function) as one range
+    /// reaching over the gaps between them, where no other unit's code is: a tenth of the entries
+    /// for the same answers.
+    private static func coalesced(_ ranges: [(range: Range<UInt64>, value: Int)]) -> [(
+        range: Range<UInt64>, value: Int
+    )] {
+        let sorted = ranges.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        var result: [(range: Range<UInt64>, value: Int)] = []
+        result.reserveCapacity(sorted.count / 4)
+        for item in sorted {
+            if let last = result.last, last.value == item.value, item.range.lowerBound >= last.range.upperBound {
+                result[result.count - 1].range = last.range.lowerBound..<item.range.upperBound
+            } else {
+                result.append(item)
             }
-            ImageSymbolizer.trim(&state)
-            return results
         }
-    }
-
-    private static func trim(_ state: inout State) {
-        guard state.recentUnits.count > unitsKept else { return }
-        for unit in state.recentUnits.dropLast(unitsKept) {
-            state.trees[unit] = nil
-            state.lineTables[unit] = nil
-        }
-        state.recentUnits.removeFirst(state.recentUnits.count - unitsKept)
-    }
-
-    private static func use(_ unit: Int, _ state: inout State) {
-        if state.recentUnits.last == unit { return }
-        state.recentUnits.removeAll { $0 == unit }
-        state.recentUnits.append(unit)
+        return result
     }
 
     /// Every function symbol (start file address and linker name).
@@ -233,7 +222,6 @@ package final class ImageSymbolizer: Sendable {
     }
 
     private func functionTree(_ unit: Int, _ dwarf: DWARFFile, _ state: inout State) -> DWARFFunctionTree? {
-        ImageSymbolizer.use(unit, &state)
         if let cached = state.trees[unit] { return cached }
         // A unit that does not parse gives no inlining information; its line table may still work.
         let tree = try? DWARFFunctionTree(dwarf, unit: dwarf.units[unit])
@@ -242,7 +230,6 @@ package final class ImageSymbolizer: Sendable {
     }
 
     private func lineTable(_ unit: Int, _ dwarf: DWARFFile, _ state: inout State) -> DWARFLineTable? {
-        ImageSymbolizer.use(unit, &state)
         if let cached = state.lineTables[unit] { return cached }
         let table = dwarf.units[unit].lineTableOffset.flatMap {
             try? DWARFLineTable(dwarf, unit: dwarf.units[unit], offset: $0)

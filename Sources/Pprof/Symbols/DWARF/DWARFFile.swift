@@ -107,6 +107,11 @@ final class DWARFFile: @unchecked Sendable {
     /// Abbreviation tables by `.debug_abbrev` offset, parsed when a unit is first used: a large
     /// library has thousands, most never needed.
     private let abbreviationTables = Mutex<[Int: AbbreviationTable?]>([:])
+    /// Frees the units' code ranges once the caller has indexed them (before the file is shared).
+    func releaseUnitRanges() {
+        for index in units.indices { units[index].ranges = [] }
+    }
+
     /// Units skipped because they did not parse.
     private(set) var skippedUnits = 0
 

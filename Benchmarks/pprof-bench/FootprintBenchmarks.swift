@@ -134,7 +134,7 @@ enum FootprintBenchmarks {
             "    of the heap: \(mib(referenced["heapStarted"] ?? 0)) once the CPU profile started (unwind tables, sample rings), "
                 + "\(mib(referenced["heapProfiled"] ?? 0)) once it stopped, the rest writing the profiles (symbols)"
         )
-        print("    open files kept for symbol names: \(referenced["files"] ?? 0)")
+        print("    file descriptors left open: \(referenced["files"] ?? 0)")
     }
 
     /// A demo-like workload profiled with every kind on; prints what the profiler holds afterwards

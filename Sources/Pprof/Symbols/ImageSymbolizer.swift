@@ -11,8 +11,8 @@ import Synchronization
 /// Runtime module's `ImageMap` — and with it Swift's crash backtracer — merges every mapping of a
 /// path and takes the lowest as the library's base, so a read-only mapping of libswiftCore.so
 /// placed below the loaded one would misplace every libswiftCore frame in a later backtrace.
-/// A library's function names are read from the file through a descriptor held open, and any DWARF
-/// embedded in it is copied. The main executable (loaded below the mmap area) and separate debug
+/// A library's function names are read from the file when needed (opened for each read, so no
+/// descriptor is held), and any DWARF embedded in it is copied. The main executable (loaded below the mmap area) and separate debug
 /// files (other paths) stay mapped.
 package final class ImageSymbolizer: Sendable {
     package let path: String

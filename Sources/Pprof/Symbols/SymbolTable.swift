@@ -6,8 +6,8 @@ import Glibc
 /// Compact: 16 bytes per symbol (start, end and the highest end so far as 32-bit offsets from the
 /// lowest start, and where its name is). Names stay in the files' string tables: read from the
 /// mapping of a file kept mapped, or with `pread` from a file that must not stay mapped (see
-/// `ImageSymbolizer` for why), through a descriptor held open so that a file replaced on disk
-/// still answers for the image that was loaded. `NameStorage.copied` keeps the earlier behaviour
+/// `ImageSymbolizer` for why), opening the file for each name read (a file replaced on disk since
+/// gives no name). `NameStorage.copied` keeps the earlier behaviour
 /// (every name copied to the heap), for when the file cannot be opened again and for comparison.
 final class SymbolTable: Sendable {
     /// How the names of one file's symbols are kept.
@@ -243,7 +243,7 @@ final class SymbolTable: Sendable {
 private final class NameSource: Sendable {
     enum Kind {
         case mapped(ELFFile, UnsafeRawBufferPointer)
-        case read(OpenFile, offset: UInt64, size: Int)
+        case read(path: String, ELFFile.FileIdentity, offset: UInt64, size: Int)
         case copied([UInt8])
     }
 
@@ -267,10 +267,8 @@ private final class NameSource: Sendable {
         case .copied:
             kind = .copied([])
         case .read:
-            if let offset = file.fileOffset(of: strings),
-                let open = OpenFile(path: file.path, identity: file.fileIdentity)
-            {
-                kind = .read(open, offset: offset, size: strings.count)
+            if let offset = file.fileOffset(of: strings), let identity = file.fileIdentity {
+                kind = .read(path: file.path, identity, offset: offset, size: strings.count)
             } else {
                 kind = .copied([])
             }
@@ -288,8 +286,10 @@ private final class NameSource: Sendable {
             return SymbolTable.nameString(in: table, at: offset)
         case .copied(let bytes):
             return bytes.withUnsafeBytes { SymbolTable.nameString(in: $0, at: offset, versioned: versioned) }
-        case .read(let file, let tableOffset, let size):
-            guard offset < size else { return nil }
+        case .read(let path, let identity, let tableOffset, let size):
+            // Opened for each name, so that the service's descriptors stay its own; a file
+            // replaced on disk since gives no name rather than a wrong one.
+            guard offset < size, let file = OpenFile(path: path, identity: identity) else { return nil }
             // Most names fit the first read; longer ones (Swift generics) take a few.
             var chunk = 256
             while true {
@@ -325,13 +325,12 @@ extension SymbolTable {
     }
 }
 
-/// A file held open for reading at offsets, closed when released.
+/// A file open for reading at offsets, closed when released.
 final class OpenFile: Sendable {
     private let descriptor: Int32
 
     /// Opens `path`, if it is still the file `identity` names.
-    init?(path: String, identity: ELFFile.FileIdentity?) {
-        guard let identity else { return nil }
+    init?(path: String, identity: ELFFile.FileIdentity) {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         var info = stat()

@@ -83,7 +83,6 @@ package final class ImageSymbolizer: Sendable {
         self.dwarf = dwarf
         self.hasDebugInfo = dwarf != nil
 
-        let state = State()
         var unitRanges: [(range: Range<UInt64>, value: Int)] = []
         if let dwarf {
             for (index, unit) in dwarf.units.enumerated() {
@@ -98,7 +97,7 @@ package final class ImageSymbolizer: Sendable {
             dwarf.releaseUnitRanges()
         }
         self.unitRanges = IntervalIndex(ImageSymbolizer.coalesced(unitRanges))
-        self.state = Mutex(state)
+        self.state = Mutex(State())
     }
 
     /// The frames at `address` (a file virtual address), innermost inlined frame first; `entry`

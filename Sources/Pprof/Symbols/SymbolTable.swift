@@ -174,16 +174,20 @@ final class SymbolTable: Sendable {
     }
 
     /// The bytes of the NUL-terminated name at `offset`, without a symbol version
-    /// (`memcpy@@GLIBC_2.14` → `memcpy`): versions appear in `.symtab` names of glibc and its debug
-    /// file, never in Swift or C++ names.
-    fileprivate static func unversionedName(in table: UnsafeRawBufferPointer, at offset: Int)
-        -> UnsafeRawBufferPointer?
-    {
+    /// (`memcpy@@GLIBC_2.14` → `memcpy`) unless `keepingVersion`: versions appear in `.symtab`
+    /// names of glibc and its debug file, never in Swift or C++ names.
+    fileprivate static func unversionedName(
+        in table: UnsafeRawBufferPointer,
+        at offset: Int,
+        keepingVersion: Bool = false
+    ) -> UnsafeRawBufferPointer? {
         guard offset >= 0, offset < table.count, let base = table.baseAddress,
             let nul = memchr(base + offset, 0, table.count - offset)
         else { return nil }
         var length = base.distance(to: UnsafeRawPointer(nul)) - offset
-        if let at = memchr(base + offset, Int32(UInt8(ascii: "@")), length), UnsafeRawPointer(at) != base + offset {
+        if !keepingVersion, let at = memchr(base + offset, Int32(UInt8(ascii: "@")), length),
+            UnsafeRawPointer(at) != base + offset
+        {
             length = base.distance(to: UnsafeRawPointer(at)) - offset
         }
         return UnsafeRawBufferPointer(start: base + offset, count: length)
@@ -312,16 +316,7 @@ extension SymbolTable {
     fileprivate static func nameString(in table: UnsafeRawBufferPointer, at offset: Int, versioned: Bool = false)
         -> String?
     {
-        guard !versioned else {
-            guard offset >= 0, offset < table.count, let base = table.baseAddress,
-                let nul = memchr(base + offset, 0, table.count - offset)
-            else { return nil }
-            return String(
-                decoding: UnsafeRawBufferPointer(start: base + offset, count: base.distance(to: nul) - offset),
-                as: UTF8.self
-            )
-        }
-        return unversionedName(in: table, at: offset).map { String(decoding: $0, as: UTF8.self) }
+        unversionedName(in: table, at: offset, keepingVersion: versioned).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 

@@ -58,6 +58,10 @@ static inline int pp_cpu_bit_clear(uint64_t *bits, int index) {
 
 // A uniformly random first expiry in (0, period] (lock-free; safe in hooks and handlers).
 int64_t pp_cpu_random_first_period(int64_t period_ns);
+// A period drawn uniformly from [period/2, 3·period/2), for the next sample (handler-safe).
+int64_t pp_cpu_random_period(int64_t period_ns);
+// setitimer(ITIMER_PROF) with `period_ns` and a first expiry of `first_ns` (0, 0: off; handler-safe).
+int pp_cpu_set_process_timer(int64_t period_ns, int64_t first_ns);
 
 // The process's CPU time (CLOCK_PROCESS_CPUTIME_ID) in nanoseconds, by raw system call.
 int64_t pp_cpu_process_cpu_ns(void);

@@ -2,7 +2,8 @@
 //
 // Runs in the signal handler (async-signal-safe: no allocation, no locks but try-locks, raw system
 // calls only, errno saved): cpu_signal_handler and everything it calls — accept_signal,
-// process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost — and
+// process_timer_weight, pp_cpu_process_cpu_ns, record_sample, choose_stripe, count_lost,
+// draw_next_period, pp_cpu_random_period, pp_cpu_set_process_timer — and
 // pp_cpu_rearm_after_queued_signal (called by the thread-dump handler) and ignore_signal (the SIGIO
 // handler). pp_cpu_random_first_period runs inside the pthread_create hook (lock-free). Everything
 // else here runs on ordinary threads (start, stop, the reader's drain).
@@ -236,6 +237,35 @@ static int accept_signal(const siginfo_t *info, uint64_t *weight, int *refresh_f
     }
 }
 
+// A fixed period can lock onto a workload that alternates at that period (or a multiple of it) and
+// see only one side of it. Each next period is drawn uniformly from [period/2, 3·period/2): the
+// mean, and so each sample's weight of one period, stays right. A timer engine's expirations are
+// still checked on the kernel tick; the draw moves which tick takes the sample.
+static void draw_next_period(const siginfo_t *info, int perf_fd) {
+    const int64_t next = pp_cpu_random_period(pp_cpu.period_ns);
+    if (perf_fd >= 0) {
+        // Restarts the event's count from now with the new period.
+        pp_syscall3(SYS_ioctl, perf_fd, PERF_EVENT_IOC_PERIOD, &next);
+    } else if (info->si_code == SI_TIMER) {
+        // The signal comes on the tick after the expiry, so the draw moves the next expiry relative
+        // to the timer's own schedule, not to now: arming it `next` from now would add the
+        // lateness to every period that a sample stands for. When the drawn expiry has already
+        // passed, the schedule stays as it is.
+        struct itimerspec spec;
+        if (pp_syscall2(SYS_timer_gettime, info->si_timerid, &spec) != 0) return;
+        const int64_t remaining = (int64_t)spec.it_value.tv_sec * 1000000000 + spec.it_value.tv_nsec;
+        const int64_t value = remaining - pp_cpu.period_ns + next;
+        if (remaining <= 0 || value <= 0) return;
+        spec.it_interval.tv_sec = pp_cpu.period_ns / 1000000000;
+        spec.it_interval.tv_nsec = pp_cpu.period_ns % 1000000000;
+        spec.it_value.tv_sec = value / 1000000000;
+        spec.it_value.tv_nsec = value % 1000000000;
+        pp_syscall4(SYS_timer_settime, info->si_timerid, 0, &spec, NULL);
+    } else if (pp_cpu.engine == PP_CPU_ENGINE_ITIMER) {
+        pp_cpu_set_process_timer(pp_cpu.period_ns, next);
+    }
+}
+
 static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
     const int saved_errno = errno;
     __atomic_add_fetch(&pp_cpu.handlers_inflight, 1, __ATOMIC_SEQ_CST);
@@ -251,12 +281,11 @@ static void cpu_signal_handler(int signo, siginfo_t *info, void *context) {
                 pp_regs_from_ucontext(context, &regs);
                 record_sample(&regs, pp_unwind_flags_for_ucontext(context), weight, bypass != PP_CPU_BYPASS_UNWIND);
             }
+            if (pp_cpu.engine != PP_CPU_ENGINE_MANUAL) draw_next_period(info, refresh_fd);
         }
         if (refresh_fd >= 0) {
-            // The first period was random; from now on use the real one.
-            if (pp_cpu_bit_test(pp_cpu_perf_first_period, refresh_fd) &&
-                pp_cpu_bit_clear(pp_cpu_perf_first_period, refresh_fd))
-                pp_syscall3(SYS_ioctl, refresh_fd, PERF_EVENT_IOC_PERIOD, &pp_cpu.period_ns);
+            if (pp_cpu_bit_test(pp_cpu_perf_first_period, refresh_fd))
+                pp_cpu_bit_clear(pp_cpu_perf_first_period, refresh_fd);
             // On a real-time signal the event disabled itself after one overflow; allow exactly one
             // more. On SIGPROF only an event whose allowance ran out (POLL_HUP: the first period,
             // or a thread dump's re-arm) is enabled again, for good: the refresh reschedules the
@@ -319,14 +348,22 @@ int pp_cpu_claim_signal(int engine) {
 
 static uint64_t random_state;
 
-int64_t pp_cpu_random_first_period(int64_t period_ns) {
-    // splitmix64 over an atomic counter: lock-free and good enough to spread first expiries.
+// splitmix64 over an atomic counter: lock-free, and good enough to spread sampling instants.
+static uint64_t next_random(void) {
     uint64_t z = __atomic_add_fetch(&random_state, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    return z ^ (z >> 31);
+}
+
+int64_t pp_cpu_random_first_period(int64_t period_ns) {
     if (period_ns <= 1) return 1;
-    return 1 + (int64_t)(z % (uint64_t)period_ns);
+    return 1 + (int64_t)(next_random() % (uint64_t)period_ns);
+}
+
+int64_t pp_cpu_random_period(int64_t period_ns) {
+    if (period_ns <= 1) return 1;
+    return period_ns / 2 + (int64_t)(next_random() % (uint64_t)period_ns);
 }
 
 // Resolves, outside any handler, every lazily bound function the handler calls, so that the

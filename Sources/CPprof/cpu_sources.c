@@ -7,8 +7,8 @@
 // pp_cpu_claim_thread, pp_cpu_unclaim_thread, pp_cpu_arm_thread (arm_perf, arm_timer),
 // pp_cpu_quiet_source, pp_cpu_release_source, push_started, pp_cpu_random_first_period.
 // pp_cpu_sources_prepare, pp_cpu_claims_reset, pp_cpu_take_started_thread, pp_cpu_probe_engine and
-// the process timer run on ordinary threads. pp_cpu_perf_fd_of_thread (two atomic loads) also runs
-// in signal handlers; nothing else here does.
+// the process timer's arming run on ordinary threads. pp_cpu_perf_fd_of_thread (two atomic loads)
+// and pp_cpu_set_process_timer (one system call) also run in signal handlers; nothing else here does.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
@@ -402,7 +402,7 @@ void pp_cpu_thread_started(void) {
 
 // ---- Process-wide timer and probing -----------------------------------------------------------
 
-static int set_process_timer(int64_t period_ns, int64_t first_ns) {
+int pp_cpu_set_process_timer(int64_t period_ns, int64_t first_ns) {
     struct itimerval value;
     int64_t period_us = period_ns / 1000, first_us = first_ns / 1000;
     if (period_ns > 0 && period_us < 1) period_us = 1;
@@ -417,10 +417,10 @@ static int set_process_timer(int64_t period_ns, int64_t first_ns) {
 int pp_cpu_arm_process_timer(void) {
     pp_cpu.process_cpu_origin_ns = pp_cpu_process_cpu_ns();
     __atomic_store_n(&pp_cpu.process_periods_credited, 0, __ATOMIC_RELAXED);
-    return set_process_timer(pp_cpu.period_ns, pp_cpu_random_first_period(pp_cpu.period_ns));
+    return pp_cpu_set_process_timer(pp_cpu.period_ns, pp_cpu_random_first_period(pp_cpu.period_ns));
 }
 
-void pp_cpu_quiet_process_timer(void) { set_process_timer(0, 0); }
+void pp_cpu_quiet_process_timer(void) { pp_cpu_set_process_timer(0, 0); }
 
 int pp_cpu_probe_engine(int engine) {
     int tid = (int)pp_syscall0(SYS_gettid);

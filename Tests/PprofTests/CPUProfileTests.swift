@@ -163,6 +163,64 @@ struct CPUProfileTests {
         #expect(samplesWithEntry / samplesInFunctions >= 0.99, "\(samplesWithEntry) of \(samplesInFunctions)")
     }
 
+    // MARK: - Aliasing
+
+    @Test(.enabled(if: CPUTestSupport.perfEventAvailable), arguments: [100, 1000])
+    func perfEventDoesNotAlias(rate: Int) throws {
+        try checkNoAliasing(engine: .perfEvent, rate: rate)
+    }
+
+    @Test(arguments: [100, 1000])
+    func threadTimerDoesNotAlias(rate: Int) throws {
+        try checkNoAliasing(engine: .threadTimer, rate: rate)
+    }
+
+    @Test(arguments: [100, 1000])
+    func processTimerDoesNotAlias(rate: Int) throws {
+        try checkNoAliasing(engine: .processTimer, rate: rate)
+    }
+
+    /// A thread alternates two functions for half a cycle of its CPU time each, with a cycle of one
+    /// and of two sampling periods: each function gets its half of the sampled CPU. With fixed
+    /// periods the samples locked onto the cycle at 100 Hz (perf_event 82/18, thread timer 97/3,
+    /// process timer 100/0 at two periods), so every period is drawn at random around its mean.
+    private func checkNoAliasing(engine: CPUProfile.Engine, rate: Int) throws {
+        for alternation in [1, 2] {
+            let run = try CPUTestSupport.run(
+                "cpu-aliasing",
+                [
+                    "rate=\(rate)", "engine=\(engine.rawValue)", "seconds=\(rate == 100 ? 3 : 2)",
+                    "alternation=\(alternation)",
+                ]
+            )
+            #expect(run.json["engine"] as? String == engine.rawValue)
+            var sampled = [0.0, 0.0]
+            var signals = 0.0
+            for sample in run.profile.samples {
+                let names = run.profile.functionNames(of: sample)
+                guard
+                    let index = ["aliasFirst", "aliasSecond"].firstIndex(where: { function in
+                        names.contains { $0.contains(function) }
+                    })
+                else { continue }
+                sampled[index] += Double(sample.values[1])
+                signals += Double(sample.values[0])
+            }
+            let spent = (run.json["spentNanos"] as! [Int]).map(Double.init)
+            let truth = spent[0] / (spent[0] + spent[1])
+            let share = sampled[0] / max(sampled[0] + sampled[1], 1)
+            // Four standard errors of a binomial share (the timer engines' samples, taken on kernel
+            // ticks, spread more than that between runs: at least 15 points there).
+            var tolerance = max(0.05, 4 * (truth * (1 - truth) / max(signals, 1)).squareRoot())
+            if engine != .perfEvent { tolerance = max(tolerance, 0.15) }
+            print(
+                "\(engine) \(rate) Hz, cycle of \(alternation) periods: share \(share), measured \(truth), \(signals) signals"
+            )
+            #expect(signals > 0)
+            #expect(abs(share - truth) <= tolerance, "\(engine) \(rate) Hz cycle \(alternation): \(share) vs \(truth)")
+        }
+    }
+
     // MARK: - Fairness between threads
 
     @Test(.enabled(if: CPUTestSupport.perfEventAvailable))

@@ -21,6 +21,8 @@ enum CPUScenarios {
         var threads = 2
         var cycles = 1000
         var foreign: String?
+        /// The aliasing workload's cycle (A then B), in sampling periods.
+        var alternation = 1.0
 
         init(_ arguments: [String]) throws {
             guard let path = arguments.first else { throw ScenarioError.usage("missing output path") }
@@ -36,6 +38,7 @@ enum CPUScenarios {
                 case "cycles": cycles = Int(parts[1]) ?? cycles
                 case "announce": break
                 case "foreign": foreign = parts[1]
+                case "alternation": alternation = Double(parts[1]) ?? alternation
                 default: throw ScenarioError.usage("unknown argument \(argument)")
                 }
             }
@@ -186,6 +189,69 @@ enum CPUScenarios {
         var x = seed
         for i in 0..<iterations { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
         return x
+    }
+
+    // MARK: - Aliasing: one thread alternates two functions in a cycle of `alternation` sampling periods.
+
+    static func aliasing(_ arguments: [String]) throws {
+        let settings = try Settings(arguments)
+        let file = try createFile(settings.path)
+        try CPUProfile.start(writingTo: file, rate: settings.rate, options: settings.options)
+        let engine = CPUProfile.engine
+        let half = Int64(settings.alternation * 1e9 / Double(settings.rate) / 2)
+        let spent = Mutex<[Int64]>([0, 0])
+        _ = runThreads(1) { _ in
+            let measured = aliasingWorkerEntry(seconds: settings.seconds, half: half)
+            spent.withLock { $0 = measured }
+        }
+        try CPUProfile.stop()
+        try file.close()
+        printJSON(["engine": engine?.rawValue ?? "", "spentNanos": spent.withLock { $0 }])
+    }
+
+    /// Runs `aliasFirst` and `aliasSecond` for `half` ns of thread CPU time each, in turn, for
+    /// `seconds` of CPU: a pattern locked to a fixed sampling period that a fixed-period sampler
+    /// would see as all one function.
+    @inline(never)
+    static func aliasingWorkerEntry(seconds: Double, half: Int64) -> [Int64] {
+        var spent: [Int64] = [0, 0]
+        var now = threadCPUNanos()
+        let budget = now + Int64(seconds * 1e9)
+        while now < budget {
+            let firstStart = now
+            now = aliasFirst(until: firstStart + half)
+            spent[0] += now - firstStart
+            let secondStart = now
+            now = aliasSecond(until: secondStart + half)
+            spent[1] += now - secondStart
+        }
+        return spent
+    }
+
+    /// Spins until the thread's CPU clock reaches `deadline`; returns the clock.
+    @inline(never)
+    static func aliasFirst(until deadline: Int64) -> Int64 {
+        var x: UInt64 = 0x2545_f491
+        var now = threadCPUNanos()
+        while now < deadline {
+            for i in 0..<2_000 { x = x &* 6_364_136_223_846_793_005 &+ UInt64(i) }
+            now = threadCPUNanos()
+        }
+        blackHole(x)
+        return now
+    }
+
+    /// As `aliasFirst`, with other arithmetic so that the two cannot be merged.
+    @inline(never)
+    static func aliasSecond(until deadline: Int64) -> Int64 {
+        var x: UInt64 = 0x9e37_79b9
+        var now = threadCPUNanos()
+        while now < deadline {
+            for i in 0..<2_000 { x = (x ^ UInt64(i)) &* 0xbf58_476d_1ce4_e5b9 }
+            now = threadCPUNanos()
+        }
+        blackHole(x)
+        return now
     }
 
     // MARK: - Two threads burning exactly the same CPU time.

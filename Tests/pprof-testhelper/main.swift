@@ -41,6 +41,7 @@ let scenarios: [String: ([String]) throws -> Void] = [
     "pyroscope-cpu-reference": PyroscopeScenarios.cpuReference,
     "cpu-shares": CPUScenarios.shares,
     "cpu-equal-threads": CPUScenarios.equalThreads,
+    "cpu-aliasing": CPUScenarios.aliasing,
     "cpu-cycles": CPUScenarios.cycles,
     "cpu-short-threads": CPUScenarios.shortThreads,
     "cpu-foreign-signals": CPUScenarios.foreignSignals,

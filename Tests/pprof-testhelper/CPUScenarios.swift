@@ -206,7 +206,14 @@ enum CPUScenarios {
         }
         try CPUProfile.stop()
         try file.close()
-        printJSON(["engine": engine?.rawValue ?? "", "spentNanos": spent.withLock { $0 }])
+        // Each signal re-arms its timer: none may be left armed by a handler that ran during stop.
+        var processTimer = itimerval()
+        getitimer(__itimer_which_t(ITIMER_PROF.rawValue), &processTimer)
+        let processTimerArmed = processTimer.it_value.tv_sec != 0 || processTimer.it_value.tv_usec != 0
+        printJSON([
+            "engine": engine?.rawValue ?? "", "spentNanos": spent.withLock { $0 },
+            "processTimerArmed": processTimerArmed,
+        ])
     }
 
     /// Runs `aliasFirst` and `aliasSecond` for `half` ns of thread CPU time each, in turn, for

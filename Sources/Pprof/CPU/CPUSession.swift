@@ -487,6 +487,9 @@ final class CPUSession: @unchecked Sendable {
             pp_cpu_quiet_process_timer()
         }
         _ = pp_cpu_end(CPUSession.quiesceMilliseconds)
+        // A handler that was in flight may have drawn its next period and re-armed the process
+        // timer after the quiet above; none can once pp_cpu_end has returned.
+        if !perThreadSources { pp_cpu_quiet_process_timer() }
         adoptStartedThreads()
         for tid in Array(threads.keys) { pp_cpu_release_source(&threads[tid]!.source) }
         threads.removeAll()

@@ -1,6 +1,6 @@
 // Live-task registry and fault-tolerant task reads (issue 14, docs/tasks-research.md).
-// pp_tasks_record runs inside the swift_task_create hook: lock-free, no allocation, fault-safe
-// reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their
+// pp_tasks_record runs inside the swift_task_create hook, pp_tasks_note_enqueued inside the
+// runtime's enqueue hooks, pp_tasks_stamp in both: lock-free, no allocation, fault-safe reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their
 // `recover` is pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls);
 // so does pp_task_label_tag.
 //
@@ -12,6 +12,7 @@
 // status word says it completed is dead too, though a handle may keep its memory.
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "pp_labels.h"
 #include "pp_tasks.h"
@@ -53,6 +54,9 @@ enum {
 typedef struct slot {
     _Atomic uintptr_t task;
     _Atomic uint32_t id;
+    // pp_tasks_stamp when the task was created or last enqueued on the global or main executor
+    // (in the padding: the slot stays 16 bytes).
+    _Atomic uint32_t ready;
 } slot;
 
 static slot table[SLOTS];
@@ -66,6 +70,33 @@ void pp_tasks_set_enabled(int enabled) { __atomic_store_n(&pp_tasks_enabled_flag
 void pp_tasks_set_task_metadata(uintptr_t metadata) { atomic_store(&task_metadata, metadata); }
 int pp_tasks_hooked(void) { return atomic_load_explicit(&hooked, memory_order_relaxed); }
 uint64_t pp_tasks_dropped(void) { return atomic_load_explicit(&dropped, memory_order_relaxed); }
+
+// Stamps are centiseconds since the library loaded, 32 bits (497 days). A stamp is never later than
+// its event (the coarse clock lags, the division floors) and the dump's clock is never earlier than
+// its reads (the precise clock, rounded up), so now - stamp never understates an age.
+enum { NANOSECONDS_PER_STAMP = 10000000 };
+static uint64_t epoch_nanoseconds;
+
+static uint64_t nanoseconds(clockid_t clock) {
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+__attribute__((constructor)) static void start_task_clock(void) {
+    // The coarse clock may lag the precise one by a tick: the epoch must not be later than any stamp.
+    epoch_nanoseconds = nanoseconds(CLOCK_MONOTONIC_COARSE);
+}
+
+uint32_t pp_tasks_stamp(void) {
+    uint64_t now = nanoseconds(CLOCK_MONOTONIC_COARSE);
+    return now > epoch_nanoseconds ? (uint32_t)((now - epoch_nanoseconds) / NANOSECONDS_PER_STAMP) : 0;
+}
+
+uint64_t pp_tasks_clock(void) {
+    uint64_t now = nanoseconds(CLOCK_MONOTONIC);
+    return (now - epoch_nanoseconds + NANOSECONDS_PER_STAMP - 1) / NANOSECONDS_PER_STAMP;
+}
 
 static inline uint32_t slot_of(uintptr_t task) {
     uint64_t h = (uint64_t)(task >> 4) * 0x9E3779B97F4A7C15ull;
@@ -101,14 +132,15 @@ static int task_is_live(pp_safe_reader *reader, uintptr_t task, uint32_t id) {
 }
 
 // Claims the slot holding `expected` for (task, id); 0 if another creator took it first.
-static int claim(slot *s, uintptr_t expected, uintptr_t task, uint32_t id) {
+static int claim(slot *s, uintptr_t expected, uintptr_t task, uint32_t id, uint32_t created) {
     if (!atomic_compare_exchange_strong(&s->task, &expected, 0)) return 0;
     atomic_store_explicit(&s->id, id, memory_order_relaxed);
+    atomic_store_explicit(&s->ready, created, memory_order_relaxed);
     atomic_store_explicit(&s->task, task, memory_order_release);
     return 1;
 }
 
-void pp_tasks_record(uintptr_t task) {
+void pp_tasks_record(uintptr_t task, uint32_t created) {
     // Written once: a store per task would bounce this line between the creating cores.
     if (!atomic_load_explicit(&hooked, memory_order_relaxed)) atomic_store_explicit(&hooked, 1, memory_order_relaxed);
     // The new task is fully initialised by the real swift_task_create: its id can be read directly.
@@ -120,7 +152,7 @@ void pp_tasks_record(uintptr_t task) {
     uint32_t index = first;
     for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {
         uintptr_t old = atomic_load_explicit(&table[index].task, memory_order_acquire);
-        if ((old == 0 || old == task) && claim(&table[index], old, task, id)) return;
+        if ((old == 0 || old == task) && claim(&table[index], old, task, id, created)) return;
     }
     // The window is full: take the first entry whose task is dead (a page probe per entry judged;
     // dumps free dead entries, so this is rare between them).
@@ -135,23 +167,40 @@ void pp_tasks_record(uintptr_t task) {
         slot *s = &table[index];
         uintptr_t old = atomic_load_explicit(&s->task, memory_order_acquire);
         if ((old == 0 || !task_is_live(&reader, old, atomic_load_explicit(&s->id, memory_order_relaxed))) &&
-            claim(s, old, task, id))
+            claim(s, old, task, id, created))
             return;
     }
     atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
 }
 
-void pp_tasks_record_async_let(uintptr_t async_let) {
+void pp_tasks_record_async_let(uintptr_t async_let, uint32_t created) {
     // Only once the layout is checked: then the AsyncLet holds an AsyncLetImpl, a
     // ChildTaskStatusRecord {flags, parent, first child} whose first child is the new task.
     uintptr_t metadata = atomic_load_explicit(&task_metadata, memory_order_relaxed);
     if (!metadata) return;
     uintptr_t task = *(volatile const uintptr_t *)(async_let + ASYNC_LET_CHILD);
     if (task < 4096 || (task & 7) || *(volatile const uintptr_t *)task != metadata) return;
-    pp_tasks_record(task);
+    pp_tasks_record(task, created);
 }
 
-size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int recover) {
+void pp_tasks_note_enqueued(uintptr_t job) {
+    // The job is live (it is being enqueued), so a plain load: JobFlags, then the id's low half.
+    uint64_t flags_and_id = *(volatile const uint64_t *)(job + TASK_FLAGS_AND_ID);
+    if ((flags_and_id & 0xFF) != 0) return;  // JobKind::Task is 0; actors' jobs and others are not tasks
+    uint32_t id = (uint32_t)(flags_and_id >> 32);
+    uint32_t index = slot_of(job);
+    // A stale entry of an earlier task at this address may come first: the id tells them apart.
+    for (uint32_t probe = 0; probe < PROBES; probe++, index = (index + 1) & (SLOTS - 1)) {
+        slot *s = &table[index];
+        if (atomic_load_explicit(&s->task, memory_order_relaxed) == job &&
+            atomic_load_explicit(&s->id, memory_order_relaxed) == id) {
+            atomic_store_explicit(&s->ready, pp_tasks_stamp(), memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, uint32_t *ready, size_t capacity, int recover) {
     pp_safe_reader reader;
     pp_safe_reader_init(&reader, recover);
     size_t count = 0;
@@ -160,12 +209,15 @@ size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int re
         uintptr_t task = atomic_load_explicit(&s->task, memory_order_acquire);
         if (!task) continue;
         uint32_t id = atomic_load_explicit(&s->id, memory_order_relaxed);
+        // Read before the task is: a resume after this only makes the stamp older than it could be.
+        uint32_t stamp = atomic_load_explicit(&s->ready, memory_order_relaxed);
         if (!task_is_live(&reader, task, id)) {
             atomic_compare_exchange_strong(&s->task, &task, 0);
             continue;
         }
         tasks[count] = task;
         ids[count] = id;
+        ready[count] = stamp;
         count++;
     }
     return count;

@@ -281,11 +281,15 @@ enum ThreadProfiles {
     }
 
     /// debug=2: one block per task after the threads,
-    /// `task 0x<address> id <id> "<name>" [<state>, waiting on <what>]:` then its frames, then
-    /// `child of task 0x<parent> id <id> (<task group|async let|task>)` for a child task.
-    static func writeTaskDump(_ tasks: [TaskSnapshot], to sink: some ProfileSink, symbolizer: Symbolizer = .shared)
-        throws
-    {
+    /// `task 0x<address> id <id> "<name>" [<state> ≤ <bound>, waiting on <what>]:` then its frames,
+    /// then `child of task 0x<parent> id <id> (<task group|async let|task>)` for a child task. In
+    /// id order, or with `longestFirst` by how long each may have been suspended (`TaskDump`).
+    static func writeTaskDump(
+        _ tasks: [TaskSnapshot],
+        to sink: some ProfileSink,
+        longestFirst: Bool = false,
+        symbolizer: Symbolizer = .shared
+    ) throws {
         let ids = Dictionary(tasks.map { ($0.address, $0.id) }, uniquingKeysWith: { first, _ in first })
         func task(_ address: UInt) -> String {
             "task 0x\(hex(address))" + (ids[address].map { " id \($0)" } ?? "")
@@ -297,11 +301,15 @@ enum ThreadProfiles {
         let chunkSize = 64 << 10
         var text = ""
         text.reserveCapacity(chunkSize + 4096)
-        let sorted = tasks.sorted(by: { $0.id < $1.id })
+        let sorted =
+            longestFirst
+            ? tasks.sorted { ($0.suspendedAtMost ?? .zero, $1.id) > ($1.suspendedAtMost ?? .zero, $0.id) }
+            : tasks.sorted(by: { $0.id < $1.id })
         for (snapshot, wait) in zip(sorted, TaskRegistry.waitKinds(of: sorted, symbolizer: symbolizer)) {
             text += "\n\(task(snapshot.address))"
             if let name = snapshot.name { text += " " + LegacyText.goQuote(name) }
             var state = snapshot.isEnqueued ? "runnable" : "suspended"
+            if let bound = snapshot.suspendedAtMost { state += " ≤ " + durationText(bound) }
             switch snapshot.dependency {
             case .task(let awaited): state += ", waiting on \(task(awaited))"
             case .group(let group): state += ", waiting on task group 0x\(hex(group))"
@@ -332,6 +340,20 @@ enum ThreadProfiles {
             }
         }
         try sink.write(text)
+    }
+
+    /// A suspension bound as Go writes durations, to the precision that matters: `850ms`, `12.3s`,
+    /// `3m12s`, `2h05m`, `3d04h`.
+    static func durationText(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        func twoDigits(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        switch milliseconds {
+        case ..<1000: return "\(milliseconds)ms"
+        case ..<60_000: return "\(milliseconds / 1000).\(milliseconds % 1000 / 100)s"
+        case ..<3_600_000: return "\(milliseconds / 60_000)m\(twoDigits(milliseconds / 1000 % 60))s"
+        case ..<86_400_000: return "\(milliseconds / 3_600_000)h\(twoDigits(milliseconds / 60_000 % 60))m"
+        default: return "\(milliseconds / 86_400_000)d\(twoDigits(milliseconds / 3_600_000 % 24))h"
+        }
     }
 
     // MARK: Thread states

@@ -86,7 +86,7 @@ import Testing
         #expect(parent.map(\.value) == [1])
 
         let text = try String(contentsOfFile: paths[1], encoding: .utf8)
-        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
+        let blocks = taskBlocks(of: text).dropFirst()
         #expect(
             blocks.filter {
                 $0.contains("[suspended, waiting on continuation] {\"request\":\"r-1\", \"route\":\"/a\"}:\n")
@@ -135,7 +135,7 @@ import Testing
         )
 
         let text = try String(contentsOfFile: paths[1], encoding: .utf8)
-        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst()
+        let blocks = taskBlocks(of: text).dropFirst()
         #expect(blocks.count == count)
         #expect(blocks.filter { $0.contains("[suspended, waiting on continuation, cancelled]:") }.count == count / 2)
         #expect(blocks.filter { $0.contains(" \"worker-7\" [suspended") }.count == 1)
@@ -202,7 +202,7 @@ import Testing
 
         // debug=2: each child names its parent, each parent the child it waits on.
         let text = try String(contentsOfFile: paths[1], encoding: .utf8)
-        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
+        let blocks = taskBlocks(of: text).dropFirst().map { "task 0x" + $0 }
         func header(_ block: String) -> Substring { block.prefix { $0 != ":" } }
         let parentBlocks = blocks.filter { $0.contains("\"let-parent-") }
         let childBlocks = blocks.filter { $0.contains("(async let)\n") }
@@ -327,7 +327,7 @@ import Testing
 
         // debug=2: a block per task with what it waits on; each child names its group's task.
         let text = try String(contentsOfFile: paths[2], encoding: .utf8)
-        let blocks = text.components(separatedBy: "\ntask 0x").dropFirst().map { "task 0x" + $0 }
+        let blocks = taskBlocks(of: text).dropFirst().map { "task 0x" + $0 }
         #expect(blocks.count == kinds.count * count)
         func header(_ block: String) -> Substring { block.prefix { $0 != "\n" } }
         #expect(blocks.filter { header($0).contains("[suspended, waiting on continuation]:") }.count == 3 * count)
@@ -438,4 +438,17 @@ import Testing
 
 private func labelValue(_ key: String, _ labels: [ProfileData.Label]) -> String? {
     labels.first { $0.key == key }?.string
+}
+
+/// The debug=2 task blocks (after the threads) with their suspension bounds taken out, once each
+/// header is checked to carry one (`[suspended ≤ 1.2s, …]`): the tests match the states.
+func taskBlocks(of text: String) -> [String] {
+    let blocks = text.components(separatedBy: "\ntask 0x")
+    let bounded = try! Regex(#"\[(suspended|runnable) ≤ (\d+ms|\d+\.\ds|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)"#)
+    for block in blocks.dropFirst() {
+        let header = block.prefix { $0 != "\n" }
+        #expect(header.contains(bounded), "no suspension bound in \(header)")
+    }
+    let bound = try! Regex(#" ≤ [0-9a-z.]+"#)
+    return blocks.map { $0.replacing(bound, with: "") }
 }

@@ -17,12 +17,25 @@ static inline int pp_tasks_enabled(void) {
     return __atomic_load_n(&pp_tasks_enabled_flag, __ATOMIC_RELAXED);
 }
 
-// Called by the swift_task_create hook with each new task. Lock-free, no allocation.
-void pp_tasks_record(uintptr_t task);
+// Called by the swift_task_create hook with each new task and the stamp taken before it was
+// created. Lock-free, no allocation.
+void pp_tasks_record(uintptr_t task, uint32_t created);
 
-// Called by the swift_asyncLet_begin hook with the AsyncLet it began: records its child task once
-// the layout is checked (until then, nothing). Lock-free, no allocation.
-void pp_tasks_record_async_let(uintptr_t async_let);
+// Called by the swift_asyncLet_begin hook with the AsyncLet it began (and the stamp taken before):
+// records its child task once the layout is checked (until then, nothing). Lock-free, no allocation.
+void pp_tasks_record_async_let(uintptr_t async_let, uint32_t created);
+
+// Called by the runtime's global- and main-executor enqueue hooks with each job: a recorded task
+// being enqueued is about to resume, so its ready stamp moves to now. Lock-free, no allocation.
+void pp_tasks_note_enqueued(uintptr_t job);
+
+// Now on the stamp clock: centiseconds since the library loaded, from CLOCK_MONOTONIC_COARSE,
+// rounded down (32 bits). Async-signal-safe.
+uint32_t pp_tasks_stamp(void);
+
+// Now on the same scale from the precise clock, rounded up, 64 bits: never earlier than a stamp
+// taken before it. Ages are pp_tasks_clock() - stamp, exact while this is below 2^32.
+uint64_t pp_tasks_clock(void);
 
 // 1 once a hook has called pp_tasks_record (the interposition is in effect).
 int pp_tasks_hooked(void);
@@ -30,10 +43,10 @@ int pp_tasks_hooked(void);
 // Tasks the full table could not hold.
 uint64_t pp_tasks_dropped(void);
 
-// Copies up to `capacity` recorded (task, 32-bit id) pairs; dead entries found on the way are
-// freed. Returns how many were copied. `recover` (here and below): pp_faults_recoverable_here() of
+// Copies up to `capacity` recorded (task, 32-bit id, ready stamp) triples; dead entries found on
+// the way are freed. Returns how many were copied. `recover` (here and below): pp_faults_recoverable_here() of
 // the calling thread, asked once per dump; 1 makes the reads recovering loads instead of probes.
-size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, size_t capacity, int recover);
+size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, uint32_t *ready, size_t capacity, int recover);
 
 // Entries in the registry now, live or not yet found dead (for tests: after pp_tasks_collect,
 // only live tasks remain).

@@ -29,6 +29,13 @@ package struct TaskSnapshot: Sendable, Hashable {
     package var parent: UInt? = nil
     /// The profiler labels in force in the task (`withProfileLabels`), sorted by key.
     package var labels: [TaskLabel] = []
+    /// How long the task has at most been in its current suspension: the time since it was created
+    /// or last enqueued on the global or main executor (the task cannot have suspended before that).
+    /// An upper bound, tight for tasks that resume there; loose for a task that resumes onto an actor,
+    /// whose enqueue no hook sees. Nil when unknown (the process has run for over 497 days).
+    package var suspendedAtMost: Duration? = nil
+    /// The registry's stamp behind `suspendedAtMost`.
+    var readyStamp: UInt32 = 0
 
     package var priority: UInt8 { UInt8(truncatingIfNeeded: jobFlags >> 8) }
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
@@ -170,13 +177,16 @@ package enum TaskRegistry {
         var capacity = 4096
         var addresses: [UInt] = []
         var ids: [UInt32] = []
+        var readyStamps: [UInt32] = []
         while true {
             addresses = [UInt](repeating: 0, count: capacity)
             ids = [UInt32](repeating: 0, count: capacity)
-            let count = pp_tasks_collect(&addresses, &ids, capacity, recover)
+            readyStamps = [UInt32](repeating: 0, count: capacity)
+            let count = pp_tasks_collect(&addresses, &ids, &readyStamps, capacity, recover)
             if count < capacity {
                 addresses.removeSubrange(count...)
                 ids.removeSubrange(count...)
+                readyStamps.removeSubrange(count...)
                 break
             }
             capacity *= 4
@@ -190,7 +200,7 @@ package enum TaskRegistry {
         result.reserveCapacity(addresses.count)
         var frames = [UInt](repeating: 0, count: maximumFrames)
         var nameBuffer = [CChar](repeating: 0, count: 256)
-        for (address, id) in zip(addresses, ids) {
+        for (index, (address, id)) in zip(addresses, ids).enumerated() {
             var raw = pp_task_snapshot()
             var state = pp_task_read(address, id, &raw, &frames, UInt32(maximumFrames), recover)
             guard state != 0 else { continue }
@@ -232,9 +242,21 @@ package enum TaskRegistry {
                 snapshot.consistent = true
                 snapshot.resumeAddresses = frames[0..<Int(raw.frame_count)].filter { !adapters.contains($0) }
             }
+            snapshot.readyStamp = readyStamps[index]
             result.append(snapshot)
         }
+        // After every read: the clock is then never earlier than any moment a task was seen in.
+        let now = pp_tasks_clock()
+        for index in result.indices {
+            result[index].suspendedAtMost = suspensionBound(now: now, readySince: result[index].readyStamp)
+        }
         return result
+    }
+
+    /// `now - stamp` on the stamp clock (centiseconds), or nil once 32-bit stamps may have wrapped.
+    static func suspensionBound(now: UInt64, readySince stamp: UInt32) -> Duration? {
+        guard now < 1 << 32, now >= UInt64(stamp) else { return nil }
+        return .milliseconds(Int64(now - UInt64(stamp)) * 10)
     }
 
     /// Status record kinds (`TaskStatusRecordKind`, layout version 1): records are `{flags (kind in

@@ -66,6 +66,24 @@ extension PprofHandler {
     /// Go's `Symbol`: addresses separated by `+` (the raw query of a GET or the body of a POST, as
     /// `go tool pprof` sends them), each answered with `0x<addr> <function>` when some function
     /// covers it; unknown addresses are left out. The first line tells pprof symbols exist.
+    /// `tasks?longest=N`: the N suspended tasks with the largest suspension bounds (TaskDump).
+    func longestSuspendedTasks(_ query: QueryParameters) -> Response {
+        var limit = 20
+        if !query["longest"].isEmpty {
+            guard let requested = Int(query["longest"], radix: 10), requested > 0 else {
+                return Self.error(400, #"invalid value for "longest" - must be a positive integer"#)
+            }
+            limit = requested
+        }
+        let buffer = ProfileBuffer()
+        do {
+            try TaskDump.writeLongestSuspended(limit, to: buffer)
+        } catch {
+            return Self.error(500, "Could not list tasks: \(error)")
+        }
+        return Self.text(buffer.text)
+    }
+
     func symbols(_ input: [UInt8]) -> Response {
         var addresses: [UInt] = []
         for word in input.split(separator: UInt8(ascii: "+"), omittingEmptySubsequences: true) {

@@ -17,6 +17,7 @@ import Synchronization
 /// | `/debug/pprof/delta_heap`, `delta_block`, `delta_mutex` | godeltaprof: what changed since the previous call |
 /// | `/debug/pprof/symbol` | function names of addresses (GET query or POST body, `0x…+0x…`) |
 /// | `/debug/pprof/cmdline` | the program's arguments, NUL-separated |
+/// | `/debug/pprof/tasks?longest=N` | the N Swift tasks suspended longest (default 20), as text |
 /// | `/debug/pprof/ui` | the profile viewer: flame graph, top table, label filter, diff (`ui/data?profile=…` its JSON) |
 ///
 /// `respond(to:)` is async and cancellable: cancelling it (a client that went away) ends a running
@@ -203,6 +204,7 @@ public final class PprofHandler: Sendable {
         case "profile": return await cpuProfile(query)
         case "wall": return await wallProfile(query)
         case "symbol": return symbols(method == "POST" ? request.body : Array(request.query.utf8))
+        case "tasks": return longestSuspendedTasks(query)
         case "ui": return viewerPage()
         case "ui/data": return await viewerData(query)
         default:

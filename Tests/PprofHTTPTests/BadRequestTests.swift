@@ -21,6 +21,16 @@ import Testing
         Case(target: "/debug/pprof/nonexistent", status: 404, message: "Unknown profile"),
         Case(target: "/debug/pprof/nonexistent?seconds=1", status: 404, message: "Unknown profile"),
         Case(
+            target: "/debug/pprof/tasks?longest=0",
+            status: 400,
+            message: #"invalid value for "longest" - must be a positive integer"#
+        ),
+        Case(
+            target: "/debug/pprof/tasks?longest=many",
+            status: 400,
+            message: #"invalid value for "longest" - must be a positive integer"#
+        ),
+        Case(
             target: "/debug/pprof/heap?seconds=abc",
             status: 400,
             message: #"invalid value for "seconds" - must be a positive integer"#

@@ -97,7 +97,7 @@ import Testing
 
     @Test func goroutineProfileCountsSuspendedTasksBesideTheThreads() throws {
         let count = 100
-        let paths = ["t0.pb.gz", "t2.txt"].map(temporaryPath)
+        let paths = ["t0.pb.gz", "t2.txt", "longest.txt"].map(temporaryPath)
         defer { paths.forEach { try? FileManager.default.removeItem(atPath: $0) } }
         let result = try ChildProcess.run("tasks-suspended", ["\(count)"] + paths)
         #expect(result.status == 0, "\(result.stderr)")
@@ -144,6 +144,28 @@ import Testing
         if let traces = try goToolTraces(paths[0]) {
             #expect(traces.contains("taskLevelThree"))
         }
+
+        // Suspension bounds: the first half has waited a second longer than the second half.
+        let raw = text.components(separatedBy: "\ntask 0x").dropFirst()
+        func worker(_ block: String) -> Int? {
+            block.firstRange(of: "\"worker-").flatMap { Int(block[$0.upperBound...].prefix { $0.isNumber }) }
+        }
+        func bound(_ block: String) -> Double? { suspensionBoundSeconds(block.prefix { $0 != "\n" }) }
+        let early = raw.filter { (worker($0) ?? count) < count / 2 }.compactMap(bound)
+        let late = raw.filter { (worker($0) ?? 0) >= count / 2 }.compactMap(bound)
+        #expect(early.count == count / 2 && late.count == count / 2)
+        #expect(early.allSatisfy { $0 >= 1.1 }, "\(early.min() ?? 0)")
+        // The dump comes after the first listing, whose symbolization takes a while: no fixed ceiling.
+        let earliestLate = (early.min() ?? 0) - 0.9
+        #expect(late.allSatisfy { $0 >= 0.1 && $0 <= earliestLate }, "\(late.min() ?? 0)–\(late.max() ?? 0)")
+        // tasks?longest=5: five of the first half, largest bound first.
+        let longest = try String(contentsOfFile: paths[2], encoding: .utf8)
+        #expect(longest.hasPrefix("\(count) tasks suspended; the 5 suspended longest"))
+        let listed = longest.components(separatedBy: "\ntask 0x").dropFirst()
+        #expect(listed.count == 5)
+        #expect(listed.allSatisfy { (worker($0) ?? count) < count / 2 })
+        let bounds = listed.compactMap(bound)
+        #expect(bounds.count == 5 && bounds == bounds.sorted(by: >))
     }
 
     /// 1,000 back-to-back dumps (every tenth a whole goroutine profile) while tasks are created
@@ -451,4 +473,16 @@ func taskBlocks(of text: String) -> [String] {
     }
     let bound = try! Regex(#" ≤ [0-9a-z.]+"#)
     return blocks.map { $0.replacing(bound, with: "") }
+}
+
+/// The seconds of a header's suspension bound (`[suspended ≤ 1.2s`, `≤ 850ms`, `≤ 3m12s`), nil without one.
+func suspensionBoundSeconds(_ header: some StringProtocol) -> Double? {
+    guard let mark = header.firstRange(of: "≤ ") else { return nil }
+    let text = String(header[mark.upperBound...].prefix { $0 != "," && $0 != "]" })
+    if text.hasSuffix("ms") { return Double(text.dropLast(2)).map { $0 / 1000 } }
+    if let minutes = text.firstIndex(of: "m"), text.hasSuffix("s") {
+        return (Double(text[..<minutes]) ?? 0) * 60 + (Double(text[text.index(after: minutes)...].dropLast()) ?? 0)
+    }
+    if text.hasSuffix("s") { return Double(text.dropLast()) }
+    return nil
 }

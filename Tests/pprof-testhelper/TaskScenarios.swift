@@ -35,7 +35,7 @@ enum TaskScenarios {
         return two &- 5
     }
 
-    /// `tasks-suspended <count> [<debug0 path> <debug2 path>]`: `count` tasks suspended three async functions deep on a
+    /// `tasks-suspended <count> [<debug0 path> <debug2 path> [<longest path>]]`: `count` tasks suspended three async functions deep on a
     /// continuation never resumed; prints one line per live task: `task <id> <job flags> <status flags> <name or -> f1|f2|…`.
     static func suspended(_ arguments: [String]) throws {
         let count = Int(arguments[0])!
@@ -49,8 +49,13 @@ enum TaskScenarios {
         let held = (0..<100).map { index in Task.detached { await costLeaf(index) } }
         precondition(awaitAll(held) == 100)
         usleep(20_000)
+        // The first half a second before the rest: their suspension bounds must show it.
         var suspended: [Task<Void, Never>] = []
         for index in 0..<count {
+            if index == count / 2 {
+                while parked.withLock({ $0.count }) < index { usleep(1000) }
+                usleep(1_000_000)
+            }
             suspended.append(Task.detached(name: "worker-\(index)") { print("never \(await taskLevelOne(index))") })
         }
         while parked.withLock({ $0.count }) < count { usleep(1000) }
@@ -77,6 +82,12 @@ enum TaskScenarios {
         let profile = Profile.lookup("goroutine")!
         for (debug, path) in zip([0, 2], arguments.dropFirst()) {
             try writeProfile(profile, debug: debug, to: path)
+        }
+        // The tasks suspended longest, to a third path.
+        if arguments.count > 3 {
+            let longest = ProfileBuffer()
+            try TaskDump.writeLongestSuspended(5, to: longest)
+            try Data(longest.bytes).write(to: URL(fileURLWithPath: arguments[3]))
         }
         spinning.store(false, ordering: .relaxed)
         _ = spinner

@@ -25,6 +25,10 @@ typedef __attribute__((swiftcall)) task_and_context (*swift_task_create_function
 
 static void *real_swift_task_create;
 
+// Set while the runtime creates a task on this thread: its first enqueue needs no stamp of its own
+// (the creation stamp, taken before, is older), which saves a clock read and a lookup per task.
+static __thread int creating_task;
+
 static swift_task_create_function resolve_real_swift_task_create(void) {
     return (swift_task_create_function)pp_next_definition(&real_swift_task_create, "swift_task_create");
 }
@@ -34,8 +38,10 @@ __attribute__((visibility("default"), swiftcall)) task_and_context swift_task_cr
     size_t flags, void *options, const void *result_type, void *closure_entry, void *closure_context) {
     // Stamped before: the task may run, suspend and be resumed before the call returns.
     uint32_t stamp = pp_tasks_enabled() ? pp_tasks_stamp() : 0;
+    creating_task = 1;
     task_and_context created =
         resolve_real_swift_task_create()(flags, options, result_type, closure_entry, closure_context);
+    creating_task = 0;
     if (created.task && pp_tasks_enabled()) pp_tasks_record((uintptr_t)created.task, stamp);
     return created;
 }
@@ -76,7 +82,7 @@ static enqueue_hook previous_global_hook;
 static enqueue_hook previous_main_hook;
 
 static __attribute__((swiftcall)) void enqueue_global(void *job, enqueue_original original) {
-    if (job && pp_tasks_enabled()) pp_tasks_note_enqueued((uintptr_t)job);
+    if (job && !creating_task && pp_tasks_enabled()) pp_tasks_note_enqueued((uintptr_t)job);
     if (previous_global_hook) previous_global_hook(job, original);
     else original(job);
 }

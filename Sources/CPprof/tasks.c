@@ -1,8 +1,9 @@
 // Live-task registry and fault-tolerant task reads (issue 14, docs/tasks-research.md).
 // pp_tasks_record runs inside the swift_task_create hook, pp_tasks_note_enqueued inside the
-// runtime's enqueue hooks, pp_tasks_stamp in both: lock-free, no allocation, fault-safe reads only. pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their
-// `recover` is pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls);
-// so does pp_task_label_tag.
+// runtime's enqueue hooks, pp_tasks_stamp in both: lock-free, no allocation, fault-safe reads only.
+// pp_tasks_collect and pp_task_read run outside hooks, on the dumping thread; their `recover` is
+// pp_faults_recoverable_here() of that thread (recovering loads, no probe system calls); so does
+// pp_task_label_tag.
 //
 // A task is never retained: an entry is (address, low 32 bits of the task id). It is judged live
 // while the word at the address is still the AsyncTask metadata, the id matches, the refcount is

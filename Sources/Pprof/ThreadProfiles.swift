@@ -301,10 +301,7 @@ enum ThreadProfiles {
         let chunkSize = 64 << 10
         var text = ""
         text.reserveCapacity(chunkSize + 4096)
-        let sorted =
-            longestFirst
-            ? tasks.sorted { ($0.suspendedAtMost ?? .zero, $1.id) > ($1.suspendedAtMost ?? .zero, $0.id) }
-            : tasks.sorted(by: { $0.id < $1.id })
+        let sorted = longestFirst ? tasks.sorted(by: suspendedLonger) : tasks.sorted(by: { $0.id < $1.id })
         for (snapshot, wait) in zip(sorted, TaskRegistry.waitKinds(of: sorted, symbolizer: symbolizer)) {
             text += "\n\(task(snapshot.address))"
             if let name = snapshot.name { text += " " + LegacyText.goQuote(name) }
@@ -340,6 +337,11 @@ enum ThreadProfiles {
             }
         }
         try sink.write(text)
+    }
+
+    /// The order of `tasks?longest=N`: larger suspension bound first, then lower id.
+    static func suspendedLonger(_ first: TaskSnapshot, than second: TaskSnapshot) -> Bool {
+        (first.suspendedAtMost ?? .zero, second.id) > (second.suspendedAtMost ?? .zero, first.id)
     }
 
     /// A suspension bound as Go writes durations, to the precision that matters: `850ms`, `12.3s`,

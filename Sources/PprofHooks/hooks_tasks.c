@@ -27,7 +27,8 @@ static void *real_swift_task_create;
 
 // Set while the runtime creates a task on this thread: its first enqueue needs no stamp of its own
 // (the creation stamp, taken before, is older), which saves a clock read and a lookup per task.
-static __thread int creating_task;
+// Initial-exec: PprofPreload is a shared library, where other TLS models may allocate on first use.
+static __thread int creating_task __attribute__((tls_model("initial-exec")));
 
 static swift_task_create_function resolve_real_swift_task_create(void) {
     return (swift_task_create_function)pp_next_definition(&real_swift_task_create, "swift_task_create");
@@ -88,7 +89,7 @@ static __attribute__((swiftcall)) void enqueue_global(void *job, enqueue_origina
 }
 
 static __attribute__((swiftcall)) void enqueue_main(void *job, enqueue_original original) {
-    if (job && pp_tasks_enabled()) pp_tasks_note_enqueued((uintptr_t)job);
+    if (job && !creating_task && pp_tasks_enabled()) pp_tasks_note_enqueued((uintptr_t)job);
     if (previous_main_hook) previous_main_hook(job, original);
     else original(job);
 }

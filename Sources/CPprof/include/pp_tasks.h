@@ -44,8 +44,9 @@ int pp_tasks_hooked(void);
 uint64_t pp_tasks_dropped(void);
 
 // Copies up to `capacity` recorded (task, 32-bit id, ready stamp) triples; dead entries found on
-// the way are freed. Returns how many were copied. `recover` (here and below): pp_faults_recoverable_here() of
-// the calling thread, asked once per dump; 1 makes the reads recovering loads instead of probes.
+// the way are freed. Returns how many were copied. `recover` (here and below):
+// pp_faults_recoverable_here() of the calling thread, asked once per dump; 1 makes the reads
+// recovering loads instead of probes.
 size_t pp_tasks_collect(uintptr_t *tasks, uint32_t *ids, uint32_t *ready, size_t capacity, int recover);
 
 // Entries in the registry now, live or not yet found dead (for tests: after pp_tasks_collect,

@@ -18,7 +18,7 @@ public enum TaskDump {
         case .unavailable(let reason):
             try sink.write(reason + "\n")
         case .listed(let tasks):
-            let longest = tasks.sorted { ($0.suspendedAtMost ?? .zero) > ($1.suspendedAtMost ?? .zero) }.prefix(limit)
+            let longest = tasks.sorted(by: ThreadProfiles.suspendedLonger).prefix(limit)
             try sink.write(
                 "\(tasks.count) tasks suspended; the \(longest.count) suspended longest, each with an upper bound"
                     + " of its suspension (the time since it was created or last enqueued on the global or main"

@@ -34,8 +34,6 @@ package struct TaskSnapshot: Sendable, Hashable {
     /// An upper bound, tight for tasks that resume there; loose for a task that resumes onto an actor,
     /// whose enqueue no hook sees. Nil when unknown (the process has run for over 497 days).
     package var suspendedAtMost: Duration? = nil
-    /// The registry's stamp behind `suspendedAtMost`.
-    var readyStamp: UInt32 = 0
 
     package var priority: UInt8 { UInt8(truncatingIfNeeded: jobFlags >> 8) }
     package var isChildTask: Bool { jobFlags & (1 << 24) != 0 }
@@ -198,6 +196,7 @@ package enum TaskRegistry {
         var labelsByTag: [UInt64: [TaskLabel]] = [:]
         var result: [TaskSnapshot] = []
         result.reserveCapacity(addresses.count)
+        var resultStamps: [UInt32] = []
         var frames = [UInt](repeating: 0, count: maximumFrames)
         var nameBuffer = [CChar](repeating: 0, count: 256)
         for (index, (address, id)) in zip(addresses, ids).enumerated() {
@@ -242,13 +241,13 @@ package enum TaskRegistry {
                 snapshot.consistent = true
                 snapshot.resumeAddresses = frames[0..<Int(raw.frame_count)].filter { !adapters.contains($0) }
             }
-            snapshot.readyStamp = readyStamps[index]
             result.append(snapshot)
+            resultStamps.append(readyStamps[index])
         }
         // After every read: the clock is then never earlier than any moment a task was seen in.
         let now = pp_tasks_clock()
-        for index in result.indices {
-            result[index].suspendedAtMost = suspensionBound(now: now, readySince: result[index].readyStamp)
+        for (index, stamp) in resultStamps.enumerated() {
+            result[index].suspendedAtMost = suspensionBound(now: now, readySince: stamp)
         }
         return result
     }

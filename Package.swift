@@ -106,6 +106,22 @@ let package = Package(
             path: "Tests/pprof-plain-workload"
         ),
         .target(name: "PprofWorkload", path: "Tests/PprofWorkload"),
+        // The soak (`pprof-bench soak`): a Hummingbird 2 service, run bare and with everything on.
+        .target(
+            name: "SoakService",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Soak/SoakService"
+        ),
+        .executableTarget(name: "pprof-soak-plain", dependencies: ["SoakService"], path: "Examples/Soak/pprof-soak-plain"),
+        .executableTarget(
+            name: "pprof-soak-server",
+            dependencies: ["SoakService", "Pprof", "PprofHooks", "PprofServer"],
+            path: "Examples/Soak/pprof-soak-server"
+        ),
         // Benchmarks that print ratios measured side by side in one run.
         .executableTarget(
             name: "pprof-bench",

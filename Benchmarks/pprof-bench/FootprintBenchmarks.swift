@@ -230,10 +230,13 @@ enum FootprintBenchmarks {
         // Wait for "ready", then let it settle.
         _ = output.fileHandleForReading.availableData
         usleep(200_000)
-        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let memory = (
+            ProcessStatus.bytes("VmRSS", of: process.processIdentifier),
+            ProcessStatus.bytes("RssAnon", of: process.processIdentifier)
+        )
         try input.fileHandleForWriting.close()
         process.waitUntilExit()
-        return (statusKiB(status, "VmRSS:") * 1024, statusKiB(status, "RssAnon:") * 1024)
+        return memory
     }
 
     // MARK: - Measures
@@ -241,16 +244,11 @@ enum FootprintBenchmarks {
     private static func heapInUse() -> Int { Int(pp_bench_heap_in_use()) }
 
     private static func residentAnonymous() -> Int {
-        statusKiB((try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? "", "RssAnon:") * 1024
+        ProcessStatus.bytes("RssAnon")
     }
 
     private static func openFiles() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
-    }
-
-    private static func statusKiB(_ status: String, _ field: String) -> Int {
-        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }) else { return 0 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
 
     private static func mib(_ bytes: Int) -> String { String(format: "%.2f MiB", Double(bytes) / 1_048_576) }

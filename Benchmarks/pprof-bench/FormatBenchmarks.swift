@@ -199,7 +199,7 @@ enum FormatBenchmarks {
         mallocTrim()
         let before = resetResidentPeak()
         try body()
-        return max(0, (statusValue("VmHWM") ?? 0) - before)
+        return max(0, ProcessStatus.bytes("VmHWM") - before)
     }
 
     /// glibc's `malloc_trim(0)` (its header is not importable into Swift).
@@ -216,17 +216,7 @@ enum FormatBenchmarks {
             _ = write(fd, "5", 1)
             close(fd)
         }
-        return statusValue("VmRSS") ?? 0
-    }
-
-    /// A `kB` field of /proc/self/status, in bytes.
-    static func statusValue(_ field: String) -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
-            let digits = line.split(separator: " ").first { Int($0) != nil }
-            return digits.flatMap { Int($0) }.map { $0 * 1024 }
-        }
-        return nil
+        return ProcessStatus.bytes("VmRSS")
     }
 
     static func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }

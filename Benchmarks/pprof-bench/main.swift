@@ -20,16 +20,19 @@ let benchmarks: [(name: String, run: () throws -> Void)] = [
     ("tasks", TaskBenchmarks.run),
     ("footprint", FootprintBenchmarks.run),
 ]
+/// Run only when named: the soak takes 20 minutes.
+let namedOnly: [(name: String, run: () throws -> Void)] = [("soak", SoakBenchmarks.run)]
 
 let selected = CommandLine.arguments.dropFirst()
-let unknown = selected.filter { name in !benchmarks.contains { $0.name == name } }
+let unknown = selected.filter { name in !(benchmarks + namedOnly).contains { $0.name == name } }
 guard unknown.isEmpty else {
     print(
-        "unknown benchmark \(unknown.joined(separator: ", ")); known: \(benchmarks.map(\.name).joined(separator: ", "))"
+        "unknown benchmark \(unknown.joined(separator: ", ")); known: \((benchmarks + namedOnly).map(\.name).joined(separator: ", "))"
     )
     exit(64)
 }
-for benchmark in benchmarks where selected.isEmpty || selected.contains(benchmark.name) {
+for benchmark in benchmarks + namedOnly
+where selected.contains(benchmark.name) || (selected.isEmpty && !namedOnly.contains { $0.name == benchmark.name }) {
     print("== \(benchmark.name)")
     try benchmark.run()
 }
